@@ -1,0 +1,200 @@
+-- Core helpers: transition context, sealed mode settings, retry policy.
+-- Repeatable: re-applied whenever this file changes. Every function is `create or replace`.
+--
+-- SQLSTATEs (see docs/sql.md): JE001 invalid transition, JE002 lease mismatch or expired,
+-- JE003 sealed mode, JE004 not found, JE005 invalid dependency, JE006 idempotency conflict,
+-- JE007 dependencies pending, JE008 append-only record, JE009 invalid argument.
+
+-- The reason and actor of the transitions made by the rest of the current statement sequence.
+-- The BEFORE triggers copy them onto the job row and the AFTER triggers into job_history and
+-- timeline_events. Lifecycle functions set them before each UPDATE and clear them afterwards;
+-- a raw UPDATE from psql records no reason and the session user as actor.
+create or replace function jobengine._set_context(p_reason text, p_actor text)
+returns void
+language sql
+set search_path = ''
+as $$
+  select pg_catalog.set_config('jobengine.reason', coalesce(p_reason, ''), true),
+         pg_catalog.set_config('jobengine.actor', coalesce(p_actor, ''), true);
+$$;
+
+-- Raises JE009 with a message and the offending field.
+create or replace function jobengine._invalid_argument(p_field text, p_message text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'JE009',
+    message = format('Invalid argument "%s": %s', p_field, p_message),
+    detail = pg_catalog.json_build_object('field', p_field)::text;
+end;
+$$;
+
+-- Raises JE004 for a job id.
+create or replace function jobengine._not_found(p_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'JE004',
+    message = format('Job %s not found', p_id),
+    detail = pg_catalog.json_build_object('jobId', p_id)::text;
+end;
+$$;
+
+-- Raises JE001 for a refused (from, to) pair.
+create or replace function jobengine._invalid_transition(
+  p_id uuid, p_from jobengine.job_status, p_to jobengine.job_status, p_hint text default null
+)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'JE001',
+    message = format('Cannot transition job %s to "%s": current status is "%s"', p_id, p_to, coalesce(p_from::text, '(new)')),
+    detail = pg_catalog.json_build_object('jobId', p_id, 'from', p_from, 'to', p_to)::text,
+    hint = coalesce(p_hint, 'See jobengine.job_transitions for the allowed pairs.');
+end;
+$$;
+
+create or replace function jobengine.is_sealed()
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce((select s.value = 'true'::jsonb from jobengine.settings s where s.key = 'sealed'), false);
+$$;
+
+create or replace function jobengine.set_sealed(p_sealed boolean)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_sealed is null then
+    perform jobengine._invalid_argument('p_sealed', 'must be true or false');
+  end if;
+  insert into jobengine.settings as s (key, value, updated_at)
+  values ('sealed', pg_catalog.to_jsonb(p_sealed), pg_catalog.now())
+  on conflict (key) do update set value = excluded.value, updated_at = excluded.updated_at;
+  -- wake the scheduler: unsealing may make blocked jobs eligible
+  perform pg_catalog.pg_notify('jobengine_ready', 'sealed:' || p_sealed::text);
+end;
+$$;
+
+-- Validates a retry policy and fills in the defaults:
+-- { maxRetries: 0..100 = 3, backoff: fixed|linear|exponential = exponential,
+--   initialDelayMs: >= 0 = 1000, maxDelayMs: >= 0 = 300000, multiplier: >= 1 = 2, jitter: 0..1 = 0.1 }
+-- p_max_retries (the top-level maxRetries option), when given, overrides policy.maxRetries.
+create or replace function jobengine.normalize_retry_policy(p_policy jsonb, p_max_retries jsonb default null)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_policy jsonb := coalesce(p_policy, '{}'::jsonb);
+  v_key text;
+  v_max jsonb;
+  v_result jsonb;
+begin
+  if pg_catalog.jsonb_typeof(v_policy) = 'null' then
+    v_policy := '{}'::jsonb;
+  end if;
+  if pg_catalog.jsonb_typeof(v_policy) <> 'object' then
+    perform jobengine._invalid_argument('retryPolicy', 'must be an object');
+  end if;
+  for v_key in select pg_catalog.jsonb_object_keys(v_policy) loop
+    if v_key not in ('maxRetries', 'backoff', 'initialDelayMs', 'maxDelayMs', 'multiplier', 'jitter') then
+      perform jobengine._invalid_argument('retryPolicy.' || v_key, 'is not a retry policy field');
+    end if;
+  end loop;
+  v_max := coalesce(nullif(p_max_retries, 'null'::jsonb), v_policy -> 'maxRetries', '3'::jsonb);
+  if pg_catalog.jsonb_typeof(v_max) <> 'number' or (v_max #>> '{}')::numeric not between 0 and 100
+     or (v_max #>> '{}')::numeric % 1 <> 0 then
+    perform jobengine._invalid_argument('maxRetries', 'must be a whole number from 0 to 100');
+  end if;
+  if v_policy ? 'backoff' and coalesce(v_policy ->> 'backoff', '') not in ('fixed', 'linear', 'exponential') then
+    perform jobengine._invalid_argument('retryPolicy.backoff', 'must be "fixed", "linear" or "exponential"');
+  end if;
+  if v_policy ? 'initialDelayMs' and (pg_catalog.jsonb_typeof(v_policy -> 'initialDelayMs') <> 'number'
+     or (v_policy ->> 'initialDelayMs')::numeric < 0 or (v_policy ->> 'initialDelayMs')::numeric > 86400000) then
+    perform jobengine._invalid_argument('retryPolicy.initialDelayMs', 'must be a number from 0 to 86400000');
+  end if;
+  if v_policy ? 'maxDelayMs' and (pg_catalog.jsonb_typeof(v_policy -> 'maxDelayMs') <> 'number'
+     or (v_policy ->> 'maxDelayMs')::numeric < 0 or (v_policy ->> 'maxDelayMs')::numeric > 31536000000) then
+    perform jobengine._invalid_argument('retryPolicy.maxDelayMs', 'must be a number from 0 to 31536000000');
+  end if;
+  if v_policy ? 'multiplier' and (pg_catalog.jsonb_typeof(v_policy -> 'multiplier') <> 'number'
+     or (v_policy ->> 'multiplier')::numeric < 1 or (v_policy ->> 'multiplier')::numeric > 100) then
+    perform jobengine._invalid_argument('retryPolicy.multiplier', 'must be a number from 1 to 100');
+  end if;
+  if v_policy ? 'jitter' and (pg_catalog.jsonb_typeof(v_policy -> 'jitter') <> 'number'
+     or (v_policy ->> 'jitter')::numeric not between 0 and 1) then
+    perform jobengine._invalid_argument('retryPolicy.jitter', 'must be a number from 0 to 1');
+  end if;
+  v_result := pg_catalog.jsonb_build_object(
+    'maxRetries', v_max,
+    'backoff', coalesce(v_policy -> 'backoff', '"exponential"'::jsonb),
+    'initialDelayMs', coalesce(v_policy -> 'initialDelayMs', '1000'::jsonb),
+    'maxDelayMs', coalesce(v_policy -> 'maxDelayMs', '300000'::jsonb),
+    'multiplier', coalesce(v_policy -> 'multiplier', '2'::jsonb),
+    'jitter', coalesce(v_policy -> 'jitter', '0.1'::jsonb)
+  );
+  return v_result;
+end;
+$$;
+
+-- The delay before retry n (1-based), in whole milliseconds, without jitter.
+-- fixed: initial; linear: initial * n; exponential: initial * multiplier^(n-1); capped at maxDelayMs.
+-- The TypeScript twin is RetryPolicy.delayMs in src/job/retry_policy.ts.
+create or replace function jobengine.retry_base_delay_ms(p_policy jsonb, p_n integer)
+returns double precision
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_initial double precision := coalesce((p_policy ->> 'initialDelayMs')::double precision, 1000);
+  v_max double precision := coalesce((p_policy ->> 'maxDelayMs')::double precision, 300000);
+  v_multiplier double precision := coalesce((p_policy ->> 'multiplier')::double precision, 2);
+  v_delay double precision;
+begin
+  if p_n is null or p_n < 1 then
+    perform jobengine._invalid_argument('n', 'must be a whole number >= 1');
+  end if;
+  v_delay := case coalesce(p_policy ->> 'backoff', 'exponential')
+    when 'fixed' then v_initial
+    when 'linear' then v_initial * p_n
+    -- cap the exponent first so huge n cannot overflow double precision
+    else v_initial * pg_catalog.power(v_multiplier, least(p_n - 1, 1000)::double precision)
+  end;
+  return pg_catalog.floor(least(v_delay, v_max));
+end;
+$$;
+
+-- The delay before retry n (1-based): the base delay spread uniformly within ± jitter * delay.
+create or replace function jobengine.retry_delay(p_policy jsonb, p_n integer)
+returns interval
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_policy jsonb := jobengine.normalize_retry_policy(p_policy);
+  v_delay double precision := jobengine.retry_base_delay_ms(v_policy, p_n);
+  v_jitter double precision := (v_policy ->> 'jitter')::double precision;
+begin
+  if v_jitter > 0 then
+    v_delay := pg_catalog.floor(v_delay + (pg_catalog.random() * 2 - 1) * v_jitter * v_delay);
+  end if;
+  return pg_catalog.make_interval(secs => greatest(v_delay, 0) / 1000.0);
+end;
+$$;

@@ -1,0 +1,430 @@
+-- Triggers: where the state machine is enforced and every transition is recorded.
+--
+-- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
+--                      jobengine.job_transitions (JE001) and keep the row's bookkeeping
+--                      (version, attempt, timestamps, lease, reason, actor) consistent.
+-- jobs, AFTER (statement, transition tables):
+--                      _500_history   one job_history row and one timeline_events row per
+--                                     transition, then pg_notify('jobengine_events', max seq)
+--                      _600_dependencies  schedules dependents whose last dependency completed;
+--                                     cancels pending dependents of cancelled / terminally
+--                                     failed jobs, transitively
+--                      _900_notify_ready  pg_notify('jobengine_ready', ...) when jobs become claimable
+-- job_history, timeline_events: append-only (UPDATE, DELETE, TRUNCATE raise JE008).
+-- jobs: never deleted (DELETE, TRUNCATE raise JE008): the history must keep its subject.
+
+-- ---------------------------------------------------------------------------------------------
+-- BEFORE INSERT: a job is born pending.
+create or replace function jobengine.tg_jobs__check_insert()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.status is distinct from 'pending' then
+    perform jobengine._invalid_transition(new.id, null, new.status, 'A job is created pending.');
+  end if;
+  new.version := 1;
+  new.attempt := 0;
+  new.terminal := false;
+  new.status_reason := nullif(pg_catalog.current_setting('jobengine.reason', true), '');
+  new.status_actor := coalesce(nullif(pg_catalog.current_setting('jobengine.actor', true), ''), session_user);
+  new.updated_at := new.created_at;
+  return new;
+end;
+$$;
+
+-- BEFORE UPDATE OF status: the transition check. Fires whenever status is in the SET list, so
+-- `set status = status` (a self-transition) is refused too.
+create or replace function jobengine.tg_jobs__check_transition()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform from jobengine.job_transitions t
+   where t.from_status = old.status and t.to_status = new.status;
+  if not found then
+    perform jobengine._invalid_transition(old.id, old.status, new.status);
+  end if;
+  if new.status = 'scheduled' and old.status = 'pending' then
+    if new.pending_dependencies > 0 then
+      raise exception using
+        errcode = 'JE007',
+        message = format('Cannot schedule job %s: %s dependencies not yet completed', old.id, new.pending_dependencies),
+        detail = pg_catalog.json_build_object('jobId', old.id, 'pendingDependencies', new.pending_dependencies)::text;
+    end if;
+    if new.requires_network and jobengine.is_sealed() then
+      raise exception using
+        errcode = 'JE003',
+        message = format('Cannot schedule job %s: it requires the network and the engine is sealed', old.id),
+        detail = pg_catalog.json_build_object('jobId', old.id, 'reason', 'sealed_mode')::text;
+    end if;
+  end if;
+
+  new.version := old.version + 1;
+  new.status_reason := nullif(pg_catalog.current_setting('jobengine.reason', true), '');
+  -- the actor: the context's, else the lease holder for its own completion or failure, else the
+  -- database user (a raw UPDATE from psql)
+  new.status_actor := coalesce(nullif(pg_catalog.current_setting('jobengine.actor', true), ''),
+    case when new.status in ('completed', 'failed') then old.lease_owner end, session_user);
+  new.updated_at := pg_catalog.now();
+  new.blocked_reason := null;
+  case new.status
+    when 'scheduled' then
+      new.scheduled_at := pg_catalog.now();
+      new.terminal := false;
+    when 'running' then
+      new.attempt := old.attempt + 1;
+      new.started_at := pg_catalog.now();
+    when 'completed' then
+      new.completed_at := pg_catalog.now();
+      new.terminal := true;
+    when 'failed' then
+      new.failed_at := pg_catalog.now();
+    when 'cancelled' then
+      new.cancelled_at := pg_catalog.now();
+      new.terminal := true;
+    else
+      null;
+  end case;
+  if new.status <> 'running' then
+    new.lease_id := null;
+    new.lease_owner := null;
+    new.lease_expires_at := null;
+  end if;
+  return new;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- The event type of a transition into p_to (from p_from).
+create or replace function jobengine._event_type(p_from jobengine.job_status, p_to jobengine.job_status)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case p_to
+    when 'pending' then 'job.created'
+    when 'scheduled' then case when p_from = 'failed' then 'job.retry_scheduled' else 'job.scheduled' end
+    when 'running' then 'job.started'
+    when 'completed' then 'job.completed'
+    when 'failed' then 'job.failed'
+    when 'cancelled' then 'job.cancelled'
+  end;
+$$;
+
+-- AFTER INSERT (statement): history and event for each created job.
+create or replace function jobengine.tg_jobs__history_insert()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_max bigint;
+begin
+  with h as (
+    insert into jobengine.job_history (job_id, seq, from_status, to_status, attempt, reason, actor, details, occurred_at)
+    select n.id, n.version, null, n.status, n.attempt, n.status_reason, n.status_actor, '{}'::jsonb, n.created_at
+      from new_rows n
+  ), e as (
+    insert into jobengine.timeline_events (type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
+    select 'job.created', n.tenant_id, n.id, n.created_at, n.correlation_id, n.status_actor,
+           pg_catalog.jsonb_build_object(
+             'to', n.status, 'type', n.type, 'priority', n.priority, 'dependsOn', pg_catalog.to_jsonb(n.depends_on),
+             'requiresNetwork', n.requires_network, 'notBefore', n.not_before, 'reason', n.status_reason)
+      from new_rows n
+    returning sequence
+  )
+  select max(e.sequence) into v_max from e;
+  if v_max is not null then
+    perform pg_catalog.pg_notify('jobengine_events', v_max::text);
+  end if;
+  return null;
+end;
+$$;
+
+-- AFTER UPDATE (statement): history and event for each row whose status changed.
+create or replace function jobengine.tg_jobs__history_update()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_max bigint;
+begin
+  with changed as materialized (
+    select n.*, o.status as from_status
+      from new_rows n
+      join old_rows o on o.id = n.id
+     where o.status is distinct from n.status
+  ), h as (
+    insert into jobengine.job_history (job_id, seq, from_status, to_status, attempt, reason, actor, details, occurred_at)
+    select c.id, c.version, c.from_status, c.status, c.attempt, c.status_reason, c.status_actor,
+           case c.status
+             when 'running' then pg_catalog.jsonb_build_object('leaseOwner', c.lease_owner, 'leaseExpiresAt', c.lease_expires_at)
+             when 'failed' then pg_catalog.jsonb_build_object('error', c.last_error, 'terminal', c.terminal)
+             when 'scheduled' then pg_catalog.jsonb_build_object('notBefore', c.not_before)
+             when 'completed' then pg_catalog.jsonb_build_object('completedAt', c.completed_at)
+             else '{}'::jsonb
+           end,
+           c.updated_at
+      from changed c
+  ), e as (
+    insert into jobengine.timeline_events (type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
+    select jobengine._event_type(c.from_status, c.status), c.tenant_id, c.id, c.updated_at, c.correlation_id,
+           c.status_actor,
+           pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+             'from', c.from_status, 'to', c.status, 'type', c.type, 'attempt', c.attempt, 'reason', c.status_reason,
+             'leaseOwner', case when c.status = 'running' then c.lease_owner end,
+             'notBefore', case when c.status = 'scheduled' then c.not_before end,
+             'error', case when c.status = 'failed' then c.last_error end,
+             'terminal', case when c.status in ('failed', 'completed', 'cancelled') then c.terminal end))
+      from changed c
+    returning sequence
+  )
+  select max(e.sequence) into v_max from e;
+  if v_max is not null then
+    perform pg_catalog.pg_notify('jobengine_events', v_max::text);
+  end if;
+  return null;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Moves pending jobs whose dependencies all completed to scheduled (or marks them blocked when
+-- they need the network and the engine is sealed). Shared by schedule_ready and the
+-- dependency trigger. Returns how many were scheduled.
+create or replace function jobengine._schedule_eligible(p_ids uuid[], p_limit integer, p_reason text, p_actor text)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_sealed boolean := jobengine.is_sealed();
+  v_count integer;
+begin
+  if v_sealed then
+    with blocked as (
+      update jobengine.jobs j
+         set blocked_reason = 'sealed_mode', updated_at = pg_catalog.now()
+       where j.status = 'pending' and j.pending_dependencies = 0 and j.requires_network
+         and j.blocked_reason is null
+         and (p_ids is null or j.id = any (p_ids))
+      returning j.id, j.tenant_id, j.correlation_id, j.type
+    ), e as (
+      insert into jobengine.timeline_events (type, tenant_id, subject_id, correlation_id, actor, data)
+      select 'job.blocked', b.tenant_id, b.id, b.correlation_id, coalesce(p_actor, 'scheduler'),
+             pg_catalog.jsonb_build_object('reason', 'sealed_mode', 'type', b.type)
+        from blocked b
+      returning sequence
+    )
+    select max(e.sequence) into v_count from e;
+    if v_count is not null then
+      perform pg_catalog.pg_notify('jobengine_events', v_count::text);
+    end if;
+  end if;
+
+  perform jobengine._set_context(p_reason, p_actor);
+  with eligible as (
+    select j.id
+      from jobengine.jobs j
+     where j.status = 'pending' and j.pending_dependencies = 0
+       and (not v_sealed or not j.requires_network)
+       and (p_ids is null or j.id = any (p_ids))
+     order by j.created_at, j.id
+     limit p_limit
+       for update skip locked
+  )
+  update jobengine.jobs j
+     set status = 'scheduled'
+    from eligible
+   where j.id = eligible.id;
+  get diagnostics v_count = row_count;
+  perform jobengine._set_context(null, null);
+  return v_count;
+end;
+$$;
+
+-- AFTER UPDATE (statement): dependency bookkeeping.
+create or replace function jobengine.tg_jobs__dependencies()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_completed uuid[];
+  v_ready uuid[];
+  v_failed uuid[];
+  v_cancelled uuid[];
+begin
+  select pg_catalog.array_agg(n.id) filter (where n.status = 'completed'),
+         pg_catalog.array_agg(n.id) filter (where n.status = 'failed'),
+         pg_catalog.array_agg(n.id) filter (where n.status = 'cancelled')
+    into v_completed, v_failed, v_cancelled
+    from new_rows n join old_rows o on o.id = n.id
+   where (n.status = 'completed' and o.status <> 'completed')
+      or (n.status = 'failed' and n.terminal and (o.status <> 'failed' or not o.terminal))
+      or (n.status = 'cancelled' and o.status <> 'cancelled');
+  -- most statements (claims, heartbeats, retries, and this trigger's own updates) stop here
+  if v_completed is null and v_failed is null and v_cancelled is null then
+    return null;
+  end if;
+
+  -- 1. completions: count down dependents, schedule the ones that reach zero
+  if v_completed is not null then
+    with counts as (
+      select d.job_id, count(*)::integer as n
+        from jobengine.job_dependencies d
+       where d.depends_on_id = any (v_completed)
+       group by d.job_id
+    ), updated as (
+      update jobengine.jobs j
+         set pending_dependencies = j.pending_dependencies - counts.n, updated_at = pg_catalog.now()
+        from counts
+       where j.id = counts.job_id and j.status = 'pending'
+      returning j.id, j.pending_dependencies
+    )
+    select pg_catalog.array_agg(u.id) into v_ready from updated u where u.pending_dependencies = 0;
+    if v_ready is not null then
+      perform jobengine._schedule_eligible(v_ready, null, 'dependencies_completed', 'scheduler');
+    end if;
+  end if;
+
+  -- 2. terminal failures and cancellations: cancel pending dependents, transitively, in one
+  --    statement per reason (so the nesting depth stays bounded for any chain length)
+  if v_failed is null and v_cancelled is null then
+    return null;
+  end if;
+
+  -- direct dependents of terminally failed jobs: dependency_failed
+  if v_failed is not null then
+    perform jobengine._set_context('dependency_failed', 'scheduler');
+    update jobengine.jobs j
+       set status = 'cancelled'
+     where j.status = 'pending'
+       and j.id in (select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_failed));
+  end if;
+  -- everything else downstream: dependency_cancelled
+  perform jobengine._set_context('dependency_cancelled', 'scheduler');
+  with recursive downstream(id) as (
+    select d.job_id from jobengine.job_dependencies d
+     where d.depends_on_id = any (coalesce(v_failed, '{}') || coalesce(v_cancelled, '{}'))
+    union
+    select d.job_id from downstream
+      join jobengine.job_dependencies d on d.depends_on_id = downstream.id
+  )
+  update jobengine.jobs j
+     set status = 'cancelled'
+    from downstream
+   where j.id = downstream.id and j.status = 'pending';
+  perform jobengine._set_context(null, null);
+  return null;
+end;
+$$;
+
+-- AFTER INSERT OR UPDATE (statement): wake idle workers when jobs become claimable.
+create or replace function jobengine.tg_jobs__notify_ready()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if tg_op = 'UPDATE' then
+    if exists (
+      select from new_rows n join old_rows o on o.id = n.id
+       where n.status = 'scheduled' and o.status <> 'scheduled'
+    ) then
+      perform pg_catalog.pg_notify('jobengine_ready', 'scheduled');
+    end if;
+  elsif exists (select from new_rows) then
+    -- new pending jobs: the scheduler promotes them
+    perform pg_catalog.pg_notify('jobengine_ready', 'created');
+  end if;
+  return null;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+create or replace function jobengine.tg__append_only()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'JE008',
+    message = format('%s on jobengine.%s is refused: %s', tg_op, tg_table_name,
+      case when tg_table_name = 'jobs' then 'a job with history is never deleted'
+           else 'the table is append-only' end),
+    detail = pg_catalog.json_build_object('table', tg_table_name, 'operation', tg_op)::text;
+end;
+$$;
+
+-- Rows of job_history are written only by the jobs triggers.
+create or replace function jobengine.tg_job_history__insert_by_trigger_only()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if pg_catalog.pg_trigger_depth() < 2 then
+    raise exception using
+      errcode = 'JE008',
+      message = 'INSERT on jobengine.job_history is refused: history is written only by the jobs triggers',
+      detail = pg_catalog.json_build_object('table', 'job_history', 'operation', 'INSERT')::text;
+  end if;
+  return null;
+end;
+$$;
+
+create or replace trigger _100_check_insert
+  before insert on jobengine.jobs
+  for each row execute function jobengine.tg_jobs__check_insert();
+create or replace trigger _100_check_transition
+  before update of status on jobengine.jobs
+  for each row execute function jobengine.tg_jobs__check_transition();
+create or replace trigger _500_history_insert
+  after insert on jobengine.jobs
+  referencing new table as new_rows
+  for each statement execute function jobengine.tg_jobs__history_insert();
+create or replace trigger _500_history_update
+  after update on jobengine.jobs
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function jobengine.tg_jobs__history_update();
+create or replace trigger _600_dependencies
+  after update on jobengine.jobs
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function jobengine.tg_jobs__dependencies();
+create or replace trigger _900_notify_ready_insert
+  after insert on jobengine.jobs
+  referencing new table as new_rows
+  for each statement execute function jobengine.tg_jobs__notify_ready();
+create or replace trigger _900_notify_ready_update
+  after update on jobengine.jobs
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function jobengine.tg_jobs__notify_ready();
+create or replace trigger _100_no_delete
+  before delete on jobengine.jobs
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_no_truncate
+  before truncate on jobengine.jobs
+  for each statement execute function jobengine.tg__append_only();
+
+create or replace trigger _100_append_only
+  before update or delete on jobengine.job_history
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_no_truncate
+  before truncate on jobengine.job_history
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_insert_by_trigger_only
+  before insert on jobengine.job_history
+  for each statement execute function jobengine.tg_job_history__insert_by_trigger_only();
+
+create or replace trigger _100_append_only
+  before update or delete on jobengine.timeline_events
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_no_truncate
+  before truncate on jobengine.timeline_events
+  for each statement execute function jobengine.tg__append_only();

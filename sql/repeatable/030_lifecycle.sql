@@ -1,0 +1,734 @@
+-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
+-- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
+-- triggers in 020_triggers.sql check it and record it.
+
+-- ---------------------------------------------------------------------------------------------
+-- Option parsing shared by create_job and create_workflow.
+create or replace function jobengine._check_options(p_options jsonb, p_allowed text[])
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_key text;
+begin
+  if pg_catalog.jsonb_typeof(p_options) <> 'object' then
+    perform jobengine._invalid_argument('options', 'must be an object');
+  end if;
+  for v_key in select pg_catalog.jsonb_object_keys(p_options) loop
+    if not v_key = any (p_allowed) then
+      perform jobengine._invalid_argument(v_key, 'is not a known option');
+    end if;
+  end loop;
+  if p_options ? 'tenantId' and (pg_catalog.jsonb_typeof(p_options -> 'tenantId') <> 'string'
+     or pg_catalog.char_length(p_options ->> 'tenantId') not between 1 and 200) then
+    perform jobengine._invalid_argument('tenantId', 'must be a string of 1 to 200 characters');
+  end if;
+  if p_options ? 'priority' and (pg_catalog.jsonb_typeof(p_options -> 'priority') <> 'number'
+     or (p_options ->> 'priority')::numeric % 1 <> 0
+     or (p_options ->> 'priority')::numeric not between -1000000 and 1000000) then
+    perform jobengine._invalid_argument('priority', 'must be a whole number from -1000000 to 1000000');
+  end if;
+  if p_options ? 'dependsOn' and pg_catalog.jsonb_typeof(p_options -> 'dependsOn') <> 'array' then
+    perform jobengine._invalid_argument('dependsOn', 'must be an array of job ids');
+  end if;
+  if p_options ? 'notBefore' and pg_catalog.jsonb_typeof(p_options -> 'notBefore') not in ('string', 'null') then
+    perform jobengine._invalid_argument('notBefore', 'must be an ISO 8601 timestamp');
+  end if;
+  if p_options ? 'requiresNetwork' and pg_catalog.jsonb_typeof(p_options -> 'requiresNetwork') <> 'boolean' then
+    perform jobengine._invalid_argument('requiresNetwork', 'must be true or false');
+  end if;
+  if p_options ? 'idempotencyKey' and (pg_catalog.jsonb_typeof(p_options -> 'idempotencyKey') <> 'string'
+     or pg_catalog.char_length(p_options ->> 'idempotencyKey') not between 1 and 200) then
+    perform jobengine._invalid_argument('idempotencyKey', 'must be a string of 1 to 200 characters');
+  end if;
+  if p_options ? 'correlationId' and pg_catalog.jsonb_typeof(p_options -> 'correlationId') not in ('string', 'null') then
+    perform jobengine._invalid_argument('correlationId', 'must be a string');
+  end if;
+  if p_options ? 'actor' and pg_catalog.jsonb_typeof(p_options -> 'actor') not in ('string', 'null') then
+    perform jobengine._invalid_argument('actor', 'must be a string');
+  end if;
+end;
+$$;
+
+-- Cancels p_id (pending) when one of its dependencies already ended cancelled or terminally
+-- failed. Used at creation, where no completion or failure event will come any more.
+create or replace function jobengine._cancel_if_dependency_dead(p_id uuid, p_deps uuid[])
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_status jobengine.job_status;
+begin
+  select case when bool_or(d.status = 'failed') then 'failed' else 'cancelled' end::jobengine.job_status
+    into v_status
+    from jobengine.jobs d
+   where d.id = any (p_deps) and (d.status = 'cancelled' or (d.status = 'failed' and d.terminal))
+  having count(*) > 0;
+  if v_status is not null then
+    perform jobengine._set_context(case v_status when 'failed' then 'dependency_failed' else 'dependency_cancelled' end, 'scheduler');
+    update jobengine.jobs set status = 'cancelled' where id = p_id and status = 'pending';
+    perform jobengine._set_context(null, null);
+  end if;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- create_job: a new pending job. Options: tenantId, priority, dependsOn uuid[], retryPolicy,
+-- maxRetries, notBefore, requiresNetwork, idempotencyKey, correlationId, actor.
+-- The same tenant + idempotencyKey returns the existing job when the request is the same and
+-- raises JE006 when it differs.
+create or replace function jobengine.create_job(p_type text, p_payload jsonb default '{}', p_options jsonb default '{}')
+returns jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_options jsonb := coalesce(p_options, '{}'::jsonb);
+  v_tenant text;
+  v_policy jsonb;
+  v_deps uuid[];
+  v_found integer;
+  v_pending integer;
+  v_key text;
+  v_hash text;
+  v_job jobengine.jobs;
+begin
+  perform jobengine._check_options(v_options, array['tenantId', 'priority', 'dependsOn', 'retryPolicy', 'maxRetries',
+    'notBefore', 'requiresNetwork', 'idempotencyKey', 'correlationId', 'actor']);
+  if p_type is null or pg_catalog.char_length(p_type) not between 1 and 200 then
+    perform jobengine._invalid_argument('type', 'must be a string of 1 to 200 characters');
+  end if;
+  v_tenant := coalesce(v_options ->> 'tenantId', 'default');
+  v_policy := jobengine.normalize_retry_policy(v_options -> 'retryPolicy', v_options -> 'maxRetries');
+  v_deps := coalesce(array(
+    select distinct x::uuid from pg_catalog.jsonb_array_elements_text(coalesce(v_options -> 'dependsOn', '[]')) x
+     order by 1), '{}');
+  v_key := v_options ->> 'idempotencyKey';
+
+  if v_key is not null then
+    v_hash := pg_catalog.md5(pg_catalog.jsonb_build_array(p_type, coalesce(p_payload, '{}'::jsonb), v_tenant,
+      coalesce(v_options -> 'priority', '0'), v_deps, v_policy, v_options -> 'notBefore',
+      coalesce(v_options -> 'requiresNetwork', 'false'))::text);
+    select * into v_job from jobengine.jobs j where j.tenant_id = v_tenant and j.idempotency_key = v_key;
+    if found then
+      if v_job.request_hash is distinct from v_hash then
+        raise exception using
+          errcode = 'JE006',
+          message = format('Idempotency key "%s" was already used for a different request (job %s)', v_key, v_job.id),
+          detail = pg_catalog.json_build_object('idempotencyKey', v_key, 'jobId', v_job.id)::text;
+      end if;
+      return v_job;
+    end if;
+  end if;
+
+  if pg_catalog.cardinality(v_deps) > 0 then
+    select count(*), count(*) filter (where d.status <> 'completed')
+      into v_found, v_pending
+      from jobengine.jobs d
+     where d.id = any (v_deps) and d.tenant_id = v_tenant;
+    if v_found <> pg_catalog.cardinality(v_deps) then
+      raise exception using
+        errcode = 'JE005',
+        message = format('Invalid dependency: %s of %s dependencies do not exist for tenant "%s"',
+          pg_catalog.cardinality(v_deps) - v_found, pg_catalog.cardinality(v_deps), v_tenant),
+        detail = pg_catalog.json_build_object('reason', 'unknown', 'dependsOn', v_deps)::text;
+    end if;
+  else
+    v_pending := 0;
+  end if;
+
+  perform jobengine._set_context(null, v_options ->> 'actor');
+  insert into jobengine.jobs as j (
+    tenant_id, type, payload, priority, max_retries, retry_policy, depends_on, pending_dependencies,
+    not_before, requires_network, idempotency_key, request_hash, correlation_id
+  ) values (
+    v_tenant, p_type, coalesce(p_payload, '{}'::jsonb), coalesce((v_options ->> 'priority')::integer, 0),
+    (v_policy ->> 'maxRetries')::integer, v_policy, v_deps, v_pending,
+    coalesce((v_options ->> 'notBefore')::timestamptz, pg_catalog.now()),
+    coalesce((v_options ->> 'requiresNetwork')::boolean, false), v_key, v_hash, v_options ->> 'correlationId'
+  )
+  on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
+  returning * into v_job;
+  perform jobengine._set_context(null, null);
+
+  if not found then
+    -- a concurrent request with the same key won the race
+    select * into v_job from jobengine.jobs j where j.tenant_id = v_tenant and j.idempotency_key = v_key;
+    if v_job.request_hash is distinct from v_hash then
+      raise exception using
+        errcode = 'JE006',
+        message = format('Idempotency key "%s" was already used for a different request (job %s)', v_key, v_job.id),
+        detail = pg_catalog.json_build_object('idempotencyKey', v_key, 'jobId', v_job.id)::text;
+    end if;
+    return v_job;
+  end if;
+
+  if pg_catalog.cardinality(v_deps) > 0 then
+    insert into jobengine.job_dependencies (job_id, depends_on_id)
+    select v_job.id, d from pg_catalog.unnest(v_deps) d;
+    if v_pending > 0 then
+      perform jobengine._cancel_if_dependency_dead(v_job.id, v_deps);
+      select * into v_job from jobengine.jobs j where j.id = v_job.id;
+    end if;
+  end if;
+  return v_job;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- create_workflow: several jobs at once, atomically. p_jobs is an array of
+-- { ref, type, payload?, dependsOn?: [ref | existing job id], priority?, retryPolicy?, maxRetries?,
+--   notBefore?, requiresNetwork?, correlationId? }; p_options: tenantId, correlationId, actor.
+-- A cycle, an unknown reference or another tenant's job raises JE005 and writes nothing.
+create or replace function jobengine.create_workflow(p_jobs jsonb, p_options jsonb default '{}')
+returns setof jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_options jsonb := coalesce(p_options, '{}'::jsonb);
+  v_tenant text;
+  v_n integer;
+  v_refs text[];
+  v_ids uuid[];
+  v_edge_src integer[];   -- dependency (index into v_refs)
+  v_edge_dst integer[];   -- dependent
+  v_indegree integer[];
+  v_queue integer[];
+  v_head integer := 1;
+  v_seen integer := 0;
+  v_node integer;
+  v_i integer;
+  v_bad text;
+begin
+  perform jobengine._check_options(v_options, array['tenantId', 'correlationId', 'actor']);
+  if pg_catalog.jsonb_typeof(p_jobs) is distinct from 'array' or pg_catalog.jsonb_array_length(p_jobs) = 0 then
+    perform jobengine._invalid_argument('jobs', 'must be a non-empty array');
+  end if;
+  v_n := pg_catalog.jsonb_array_length(p_jobs);
+  if v_n > 10000 then
+    perform jobengine._invalid_argument('jobs', 'at most 10000 jobs per workflow');
+  end if;
+  v_tenant := coalesce(v_options ->> 'tenantId', 'default');
+
+  create temporary table if not exists _je_workflow (
+    idx integer primary key, ref text not null unique, id uuid not null, spec jsonb not null, policy jsonb not null
+  ) on commit drop;
+  create temporary table if not exists _je_workflow_edge (
+    dependent integer not null, dependency_ref text, dependency_id uuid
+  ) on commit drop;
+  truncate _je_workflow, _je_workflow_edge;
+
+  -- each job's shape
+  for v_i in 0 .. v_n - 1 loop
+    if pg_catalog.jsonb_typeof(p_jobs -> v_i) <> 'object' then
+      perform jobengine._invalid_argument(format('jobs[%s]', v_i), 'must be an object');
+    end if;
+    perform jobengine._check_options((p_jobs -> v_i) - array['ref', 'type', 'payload'],
+      array['priority', 'dependsOn', 'retryPolicy', 'maxRetries', 'notBefore', 'requiresNetwork', 'correlationId']);
+    if pg_catalog.jsonb_typeof(p_jobs -> v_i -> 'ref') is distinct from 'string'
+       or pg_catalog.char_length(p_jobs -> v_i ->> 'ref') not between 1 and 200 then
+      perform jobengine._invalid_argument(format('jobs[%s].ref', v_i), 'must be a string of 1 to 200 characters');
+    end if;
+    if pg_catalog.jsonb_typeof(p_jobs -> v_i -> 'type') is distinct from 'string'
+       or pg_catalog.char_length(p_jobs -> v_i ->> 'type') not between 1 and 200 then
+      perform jobengine._invalid_argument(format('jobs[%s].type', v_i), 'must be a string of 1 to 200 characters');
+    end if;
+  end loop;
+
+  insert into _je_workflow (idx, ref, id, spec, policy)
+  select (e.ord - 1)::integer, e.value ->> 'ref', pg_catalog.gen_random_uuid(), e.value,
+         jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries')
+    from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
+  on conflict (ref) do nothing;
+  get diagnostics v_i = row_count;
+  if v_i <> v_n then
+    raise exception using
+      errcode = 'JE005',
+      message = 'Invalid dependency: workflow refs must be unique',
+      detail = pg_catalog.json_build_object('reason', 'duplicate_ref')::text;
+  end if;
+
+  -- edges: a string that names a ref of this workflow is a ref; otherwise it must be a job id
+  insert into _je_workflow_edge (dependent, dependency_ref, dependency_id)
+  select w.idx, r.ref, case when r.ref is null then d.value::uuid end
+    from _je_workflow w
+   cross join lateral pg_catalog.jsonb_array_elements_text(coalesce(w.spec -> 'dependsOn', '[]')) d(value)
+    left join _je_workflow r on r.ref = d.value;
+
+  select e.dependency_id::text into v_bad
+    from _je_workflow_edge e
+   where e.dependency_ref is null
+     and not exists (select from jobengine.jobs j where j.id = e.dependency_id and j.tenant_id = v_tenant)
+   limit 1;
+  if v_bad is not null then
+    raise exception using
+      errcode = 'JE005',
+      message = format('Invalid dependency: "%s" is neither a ref of this workflow nor a job of tenant "%s"', v_bad, v_tenant),
+      detail = pg_catalog.json_build_object('reason', 'unknown', 'dependsOn', v_bad)::text;
+  end if;
+
+  -- cycle check: Kahn's algorithm over the refs, O(jobs + edges)
+  select coalesce(pg_catalog.array_agg(r.idx order by e.dependent), '{}'), coalesce(pg_catalog.array_agg(e.dependent order by e.dependent), '{}')
+    into v_edge_src, v_edge_dst
+    from _je_workflow_edge e join _je_workflow r on r.ref = e.dependency_ref;
+  if pg_catalog.cardinality(v_edge_src) > 0 then
+    v_indegree := pg_catalog.array_fill(0, array[v_n], array[0]);
+    for v_i in 1 .. pg_catalog.cardinality(v_edge_dst) loop
+      v_indegree[v_edge_dst[v_i]] := v_indegree[v_edge_dst[v_i]] + 1;
+    end loop;
+    -- adjacency by source: sort edges by source once
+    select coalesce(pg_catalog.array_agg(s order by s, d), '{}'), coalesce(pg_catalog.array_agg(d order by s, d), '{}')
+      into v_edge_src, v_edge_dst
+      from unnest(v_edge_src, v_edge_dst) as u(s, d);
+    v_queue := array(select i from pg_catalog.generate_series(0, v_n - 1) i where v_indegree[i] = 0);
+    declare
+      v_start integer[] := pg_catalog.array_fill(0, array[v_n + 1], array[0]);
+      v_k integer;
+    begin
+      -- v_start[s] = first edge index (1-based) of source s; edges of s are v_start[s] .. v_start[s+1]-1
+      for v_i in 1 .. pg_catalog.cardinality(v_edge_src) loop
+        v_start[v_edge_src[v_i] + 1] := v_start[v_edge_src[v_i] + 1] + 1;
+      end loop;
+      v_start[0] := 1;
+      for v_i in 1 .. v_n loop
+        v_start[v_i] := v_start[v_i] + v_start[v_i - 1];
+      end loop;
+      while v_head <= coalesce(pg_catalog.cardinality(v_queue), 0) loop
+        v_node := v_queue[v_head];
+        v_head := v_head + 1;
+        v_seen := v_seen + 1;
+        for v_k in v_start[v_node] .. v_start[v_node + 1] - 1 loop
+          v_indegree[v_edge_dst[v_k]] := v_indegree[v_edge_dst[v_k]] - 1;
+          if v_indegree[v_edge_dst[v_k]] = 0 then
+            v_queue := v_queue || v_edge_dst[v_k];
+          end if;
+        end loop;
+      end loop;
+    end;
+    if v_seen < v_n then
+      select pg_catalog.array_agg(w.ref order by w.idx) into v_refs
+        from _je_workflow w where v_indegree[w.idx] > 0;
+      raise exception using
+        errcode = 'JE005',
+        message = format('Invalid dependency: the workflow has a cycle through %s', pg_catalog.array_to_string(v_refs[1:10], ', ')),
+        detail = pg_catalog.json_build_object('reason', 'cycle', 'refs', v_refs)::text;
+    end if;
+  end if;
+
+  -- write: jobs, then dependency rows
+  perform jobengine._set_context(null, v_options ->> 'actor');
+  insert into jobengine.jobs (
+    id, tenant_id, type, payload, priority, max_retries, retry_policy, depends_on, pending_dependencies,
+    not_before, requires_network, correlation_id
+  )
+  select w.id, v_tenant, w.spec ->> 'type', coalesce(w.spec -> 'payload', '{}'::jsonb),
+         coalesce((w.spec ->> 'priority')::integer, 0), (w.policy ->> 'maxRetries')::integer, w.policy,
+         coalesce(deps.ids, '{}'), coalesce(deps.pending, 0),
+         coalesce((w.spec ->> 'notBefore')::timestamptz, pg_catalog.now()),
+         coalesce((w.spec ->> 'requiresNetwork')::boolean, false),
+         coalesce(w.spec ->> 'correlationId', v_options ->> 'correlationId')
+    from _je_workflow w
+    left join lateral (
+      select pg_catalog.array_agg(distinct coalesce(r.id, e.dependency_id)) as ids,
+             count(distinct coalesce(r.id, e.dependency_id)) filter (
+               where r.id is not null or exists (
+                 select from jobengine.jobs j where j.id = e.dependency_id and j.status <> 'completed'))::integer as pending
+        from _je_workflow_edge e
+        left join _je_workflow r on r.ref = e.dependency_ref
+       where e.dependent = w.idx
+    ) deps on true
+   order by w.idx;
+  perform jobengine._set_context(null, null);
+
+  insert into jobengine.job_dependencies (job_id, depends_on_id)
+  select distinct w.id, coalesce(r.id, e.dependency_id)
+    from _je_workflow_edge e
+    join _je_workflow w on w.idx = e.dependent
+    left join _je_workflow r on r.ref = e.dependency_ref;
+
+  -- dependencies on existing jobs that already ended cancelled or terminally failed
+  perform jobengine._cancel_if_dependency_dead(w.id, array[e.dependency_id])
+     from _je_workflow_edge e join _je_workflow w on w.idx = e.dependent
+    where e.dependency_id is not null;
+
+  return query
+    select j.* from jobengine.jobs j join _je_workflow w on w.id = j.id order by w.idx;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- schedule_job: pending -> scheduled, explicitly. JE007 while dependencies are not completed,
+-- JE003 when the job requires the network and the engine is sealed (both checked by the trigger).
+create or replace function jobengine.schedule_job(p_id uuid, p_actor text default null)
+returns jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobengine.jobs;
+begin
+  select * into v_job from jobengine.jobs j where j.id = p_id for update;
+  if not found then
+    perform jobengine._not_found(p_id);
+  end if;
+  if v_job.status <> 'pending' then
+    perform jobengine._invalid_transition(p_id, v_job.status, 'scheduled',
+      case when v_job.status = 'failed' then 'Use retry_job to schedule a failed job again.' end);
+  end if;
+  perform jobengine._set_context('manual', p_actor);
+  update jobengine.jobs j set status = 'scheduled' where j.id = p_id returning * into v_job;
+  perform jobengine._set_context(null, null);
+  return v_job;
+end;
+$$;
+
+-- schedule_ready: promotes eligible pending jobs (every dependency completed, sealed rules
+-- allow); marks network jobs blocked (one job.blocked event) while sealed. Returns how many
+-- were scheduled.
+create or replace function jobengine.schedule_ready(p_limit integer default 1000)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_limit is null or p_limit < 1 or p_limit > 100000 then
+    perform jobengine._invalid_argument('p_limit', 'must be a whole number from 1 to 100000');
+  end if;
+  return jobengine._schedule_eligible(null, p_limit, 'scheduler', 'scheduler');
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- claim_jobs: scheduled -> running for up to p_limit due jobs, highest priority first, then
+-- oldest; FOR UPDATE SKIP LOCKED so concurrent workers never claim the same job. Each claimed
+-- job gets a fresh lease (lease_id, lease_owner, lease_expires_at); attempt += 1 (trigger).
+-- p_tenant (an extension of SPEC section 4) limits the claim to one tenant.
+create or replace function jobengine.claim_jobs_for(
+  p_worker text, p_types text[], p_limit integer, p_lease_seconds integer, p_tenant text
+)
+returns setof jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_sealed boolean := jobengine.is_sealed();
+begin
+  if p_worker is null or pg_catalog.char_length(p_worker) not between 1 and 200 then
+    perform jobengine._invalid_argument('p_worker', 'must be a string of 1 to 200 characters');
+  end if;
+  if p_limit is null or p_limit < 1 or p_limit > 1000 then
+    perform jobengine._invalid_argument('p_limit', 'must be a whole number from 1 to 1000');
+  end if;
+  if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 86400 then
+    perform jobengine._invalid_argument('p_lease_seconds', 'must be a whole number from 1 to 86400');
+  end if;
+  perform jobengine._set_context('claimed', p_worker);
+  return query
+    with claimable as (
+      select j.id
+        from jobengine.jobs j
+       where j.status = 'scheduled'
+         and j.not_before <= pg_catalog.now()
+         and (p_types is null or pg_catalog.cardinality(p_types) = 0 or j.type = any (p_types))
+         and (p_tenant is null or j.tenant_id = p_tenant)
+         and (not v_sealed or not j.requires_network)
+       order by j.priority desc, j.created_at, j.id
+       limit p_limit
+         for update skip locked
+    )
+    update jobengine.jobs j
+       set status = 'running',
+           lease_id = pg_catalog.gen_random_uuid(),
+           lease_owner = p_worker,
+           lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_lease_seconds)
+      from claimable c
+     where j.id = c.id
+    returning j.*;
+  perform jobengine._set_context(null, null);
+end;
+$$;
+
+create or replace function jobengine.claim_jobs(p_worker text, p_types text[], p_limit integer, p_lease_seconds integer)
+returns setof jobengine.jobs
+language sql
+set search_path = ''
+as $$
+  select * from jobengine.claim_jobs_for(p_worker, p_types, p_limit, p_lease_seconds, null);
+$$;
+
+-- Raises the right error for an operation that needs the running job's live lease and did not
+-- find it: JE004 (no job), JE001 (not running), JE002 (other or expired lease).
+create or replace function jobengine._lease_refused(p_id uuid, p_lease uuid, p_to jobengine.job_status)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobengine.jobs;
+begin
+  select * into v_job from jobengine.jobs j where j.id = p_id;
+  if not found then
+    perform jobengine._not_found(p_id);
+  end if;
+  if v_job.status <> 'running' then
+    if p_to is null then
+      raise exception using
+        errcode = 'JE002',
+        message = format('Lease %s on job %s is no longer held: the job is %s', p_lease, p_id, v_job.status),
+        detail = pg_catalog.json_build_object('jobId', p_id, 'status', v_job.status, 'reason', 'not_running')::text;
+    end if;
+    perform jobengine._invalid_transition(p_id, v_job.status, p_to);
+  end if;
+  if v_job.lease_id is distinct from p_lease then
+    raise exception using
+      errcode = 'JE002',
+      message = format('Lease %s does not hold job %s', p_lease, p_id),
+      detail = pg_catalog.json_build_object('jobId', p_id, 'status', v_job.status, 'reason', 'mismatch')::text;
+  end if;
+  raise exception using
+    errcode = 'JE002',
+    message = format('Lease %s on job %s expired at %s', p_lease, p_id, v_job.lease_expires_at),
+    detail = pg_catalog.json_build_object('jobId', p_id, 'status', v_job.status, 'reason', 'expired',
+      'leaseExpiresAt', v_job.lease_expires_at)::text;
+end;
+$$;
+
+-- heartbeat_job: extends a live lease by p_lease_seconds from now.
+create or replace function jobengine.heartbeat_job(p_id uuid, p_lease uuid, p_lease_seconds integer)
+returns jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobengine.jobs;
+begin
+  if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 86400 then
+    perform jobengine._invalid_argument('p_lease_seconds', 'must be a whole number from 1 to 86400');
+  end if;
+  update jobengine.jobs j
+     set lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_lease_seconds),
+         updated_at = pg_catalog.now()
+   where j.id = p_id and j.status = 'running' and j.lease_id = p_lease
+     and j.lease_expires_at > pg_catalog.clock_timestamp()
+  returning * into v_job;
+  if not found then
+    perform jobengine._lease_refused(p_id, p_lease, null);
+  end if;
+  return v_job;
+end;
+$$;
+
+-- complete_job: running -> completed, lease holder only.
+create or replace function jobengine.complete_job(p_id uuid, p_lease uuid, p_result jsonb default null)
+returns jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobengine.jobs;
+begin
+  perform jobengine._set_context('completed', null);
+  update jobengine.jobs j
+     set status = 'completed', result = p_result
+   where j.id = p_id and j.status = 'running' and j.lease_id = p_lease
+     and j.lease_expires_at > pg_catalog.clock_timestamp()
+  returning * into v_job;
+  perform jobengine._set_context(null, null);
+  if not found then
+    perform jobengine._lease_refused(p_id, p_lease, 'completed');
+  end if;
+  return v_job;
+end;
+$$;
+
+-- complete_jobs: a batch of completions in one statement (the worker runtime's fast path).
+-- Returns the rows it completed; ids whose lease did not hold are left out (call complete_job
+-- for those to learn why).
+create or replace function jobengine.complete_jobs(p_ids uuid[], p_leases uuid[], p_results jsonb[])
+returns setof jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if pg_catalog.cardinality(p_ids) <> pg_catalog.cardinality(p_leases)
+     or pg_catalog.cardinality(p_ids) <> pg_catalog.cardinality(p_results) then
+    perform jobengine._invalid_argument('p_ids', 'p_ids, p_leases and p_results must have the same length');
+  end if;
+  perform jobengine._set_context('completed', null);
+  return query
+    update jobengine.jobs j
+       set status = 'completed', result = c.result
+      from unnest(p_ids, p_leases, p_results) as c(id, lease, result)
+     where j.id = c.id and j.status = 'running' and j.lease_id = c.lease
+       and j.lease_expires_at > pg_catalog.clock_timestamp()
+    returning j.*;
+  perform jobengine._set_context(null, null);
+end;
+$$;
+
+-- Moves jobs that just failed (and may retry) back to scheduled after their backoff.
+create or replace function jobengine._reschedule_failed(p_ids uuid[], p_actor text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform jobengine._set_context('retry', p_actor);
+  update jobengine.jobs j
+     set status = 'scheduled',
+         not_before = pg_catalog.now() + jobengine.retry_delay(j.retry_policy, j.attempt)
+   where j.id = any (p_ids) and j.status = 'failed' and not j.terminal;
+  perform jobengine._set_context(null, null);
+end;
+$$;
+
+-- fail_job: running -> failed, lease holder only. While retries remain (attempt <= max_retries)
+-- and p_retryable, the job moves on to scheduled with not_before = now() + backoff
+-- (job.retry_scheduled); otherwise it stays failed with terminal = true.
+create or replace function jobengine.fail_job(p_id uuid, p_lease uuid, p_error jsonb, p_retryable boolean default true)
+returns jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobengine.jobs;
+  v_error jsonb := coalesce(p_error, '{}'::jsonb);
+begin
+  if pg_catalog.jsonb_typeof(v_error) <> 'object' then
+    v_error := pg_catalog.jsonb_build_object('message', v_error);
+  end if;
+  perform jobengine._set_context(coalesce(v_error ->> 'code', 'error'), null);
+  update jobengine.jobs j
+     set status = 'failed',
+         last_error = v_error,
+         terminal = not coalesce(p_retryable, true) or j.attempt > j.max_retries
+   where j.id = p_id and j.status = 'running' and j.lease_id = p_lease
+     and j.lease_expires_at > pg_catalog.clock_timestamp()
+  returning * into v_job;
+  perform jobengine._set_context(null, null);
+  if not found then
+    perform jobengine._lease_refused(p_id, p_lease, 'failed');
+  end if;
+  if not v_job.terminal then
+    perform jobengine._reschedule_failed(array[p_id], 'scheduler');
+    select * into v_job from jobengine.jobs j where j.id = p_id;
+  end if;
+  return v_job;
+end;
+$$;
+
+-- cancel_job: pending | scheduled | running -> cancelled. Pending dependents are cancelled too
+-- (reason dependency_cancelled), by the dependency trigger.
+create or replace function jobengine.cancel_job(p_id uuid, p_reason text default null, p_actor text default null)
+returns jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobengine.jobs;
+begin
+  select * into v_job from jobengine.jobs j where j.id = p_id for update;
+  if not found then
+    perform jobengine._not_found(p_id);
+  end if;
+  perform jobengine._set_context(coalesce(p_reason, 'cancelled'), p_actor);
+  -- the transition trigger refuses completed, failed and cancelled jobs (JE001)
+  update jobengine.jobs j set status = 'cancelled' where j.id = p_id returning * into v_job;
+  perform jobengine._set_context(null, null);
+  return v_job;
+end;
+$$;
+
+-- retry_job: failed -> scheduled, by an operator; runs the job once more now.
+create or replace function jobengine.retry_job(p_id uuid, p_actor text default null)
+returns jobengine.jobs
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobengine.jobs;
+begin
+  select * into v_job from jobengine.jobs j where j.id = p_id for update;
+  if not found then
+    perform jobengine._not_found(p_id);
+  end if;
+  perform jobengine._set_context('manual_retry', p_actor);
+  update jobengine.jobs j set status = 'scheduled', not_before = pg_catalog.now()
+   where j.id = p_id returning * into v_job;
+  perform jobengine._set_context(null, null);
+  return v_job;
+end;
+$$;
+
+-- reap_expired_leases: fails every running job whose lease expired (reason lease_expired);
+-- those with retries left are rescheduled per their policy. Returns how many were reaped.
+create or replace function jobengine.reap_expired_leases()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_ids uuid[];
+  v_retry uuid[];
+begin
+  perform jobengine._set_context('lease_expired', 'reaper');
+  with expired as (
+    select j.id from jobengine.jobs j
+     where j.status = 'running' and j.lease_expires_at <= pg_catalog.clock_timestamp()
+       for update skip locked
+  ), failed as (
+    update jobengine.jobs j
+       set status = 'failed',
+           terminal = j.attempt > j.max_retries,
+           last_error = pg_catalog.jsonb_build_object(
+             'code', 'lease_expired',
+             'message', format('Lease held by %s expired at %s', j.lease_owner, j.lease_expires_at),
+             'leaseOwner', j.lease_owner)
+      from expired e
+     where j.id = e.id
+    returning j.id, j.terminal
+  )
+  select pg_catalog.array_agg(f.id), pg_catalog.array_agg(f.id) filter (where not f.terminal)
+    into v_ids, v_retry
+    from failed f;
+  perform jobengine._set_context(null, null);
+  if v_retry is not null then
+    perform jobengine._reschedule_failed(v_retry, 'reaper');
+  end if;
+  return coalesce(pg_catalog.cardinality(v_ids), 0);
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- record_egress_blocked: the network guard's refusal, as a sealed.egress_blocked event.
+create or replace function jobengine.record_egress_blocked(
+  p_host text, p_port integer, p_api text, p_job_id uuid default null, p_tenant text default null,
+  p_actor text default null
+)
+returns jobengine.timeline_events
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_event jobengine.timeline_events;
+  v_tenant text := p_tenant;
+  v_correlation text;
+begin
+  -- take a transaction id before the sequence value (see TimelineEventEmitter's gap handling)
+  perform pg_catalog.pg_current_xact_id();
+  if p_job_id is not null then
+    select j.tenant_id, j.correlation_id into v_tenant, v_correlation from jobengine.jobs j where j.id = p_job_id;
+  end if;
+  insert into jobengine.timeline_events (type, tenant_id, subject_kind, subject_id, correlation_id, actor, data)
+  values ('sealed.egress_blocked', coalesce(v_tenant, 'default'), case when p_job_id is null then 'system' else 'job' end,
+          p_job_id, v_correlation, coalesce(p_actor, 'network_guard'),
+          pg_catalog.jsonb_build_object('host', p_host, 'port', p_port, 'api', p_api))
+  returning * into v_event;
+  perform pg_catalog.pg_notify('jobengine_events', v_event.sequence::text);
+  return v_event;
+end;
+$$;
