@@ -68,7 +68,10 @@ export class InvalidTransitionError extends JobEngineError {
 /** The lease given does not match the job's current lease, or has expired (`JE002`). */
 export class LeaseMismatchError extends JobEngineError {
   /** Creates the error. */
-  constructor(message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super("lease_mismatch", message, options);
     this.name = "LeaseMismatchError";
   }
@@ -77,7 +80,10 @@ export class LeaseMismatchError extends JobEngineError {
 /** Refused because the engine is sealed (`JE003`). */
 export class SealedModeError extends JobEngineError {
   /** Creates the error. */
-  constructor(message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super("sealed_mode", message, options);
     this.name = "SealedModeError";
   }
@@ -86,7 +92,10 @@ export class SealedModeError extends JobEngineError {
 /** No such job (for this tenant) (`JE004`). */
 export class JobNotFoundError extends JobEngineError {
   /** Creates the error. */
-  constructor(message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super("not_found", message, options);
     this.name = "JobNotFoundError";
   }
@@ -95,7 +104,10 @@ export class JobNotFoundError extends JobEngineError {
 /** A dependency is a cycle, unknown, or belongs to another tenant (`JE005`). */
 export class InvalidDependencyError extends JobEngineError {
   /** Creates the error. */
-  constructor(message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super("invalid_dependency", message, options);
     this.name = "InvalidDependencyError";
   }
@@ -104,7 +116,10 @@ export class InvalidDependencyError extends JobEngineError {
 /** The idempotency key was used before for a different request (`JE006`). */
 export class IdempotencyConflictError extends JobEngineError {
   /** Creates the error. */
-  constructor(message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super("idempotency_conflict", message, options);
     this.name = "IdempotencyConflictError";
   }
@@ -113,7 +128,10 @@ export class IdempotencyConflictError extends JobEngineError {
 /** An explicit schedule before every dependency completed (`JE007`). */
 export class DependenciesPendingError extends JobEngineError {
   /** Creates the error. */
-  constructor(message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super("dependencies_pending", message, options);
     this.name = "DependenciesPendingError";
   }
@@ -122,7 +140,10 @@ export class DependenciesPendingError extends JobEngineError {
 /** An attempt to rewrite or delete an append-only record (`JE008`). */
 export class AppendOnlyError extends JobEngineError {
   /** Creates the error. */
-  constructor(message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super("append_only", message, options);
     this.name = "AppendOnlyError";
   }
@@ -131,7 +152,10 @@ export class AppendOnlyError extends JobEngineError {
 /** An argument the SQL API refuses, such as a malformed retry policy (`JE009`). */
 export class InvalidArgumentError extends JobEngineError {
   /** Creates the error. */
-  constructor(message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super("invalid_argument", message, options);
     this.name = "InvalidArgumentError";
   }
@@ -199,7 +223,11 @@ function parseDetail(detail: unknown): Record<string, unknown> {
 export function fromDatabaseError(error: unknown): unknown {
   if (error instanceof JobEngineError) return error;
   if (!error || typeof error !== "object") return error;
-  const { code, message, detail } = error as { code?: unknown; message?: unknown; detail?: unknown };
+  const { code, message, detail } = error as {
+    code?: unknown;
+    message?: unknown;
+    detail?: unknown;
+  };
   const text = typeof message === "string" ? message : String(error);
   const details = parseDetail(detail);
   const options = { details, cause: error };
@@ -230,7 +258,9 @@ export function fromDatabaseError(error: unknown): unknown {
       return new InvalidArgumentError(text, options);
   }
   if (typeof code === "string") {
-    if (UNAVAILABLE_ERRNOS.has(code) || UNAVAILABLE_SQLSTATE_PREFIXES.some((p) => code.startsWith(p))) {
+    if (
+      UNAVAILABLE_ERRNOS.has(code) || UNAVAILABLE_SQLSTATE_PREFIXES.some((p) => code.startsWith(p))
+    ) {
       return new DatabaseUnavailableError(`Database unavailable: ${text}`, { cause: error });
     }
   }

@@ -53,5 +53,7 @@ export function assertTransition(from: JobStatus, to: JobStatus, jobId?: string)
 
 /** Every allowed `[from, to]` pair, in a stable order. */
 export function transitionPairs(): Array<[JobStatus, JobStatus]> {
-  return JOB_STATUSES.flatMap((from) => TRANSITIONS[from].map((to): [JobStatus, JobStatus] => [from, to]));
+  return JOB_STATUSES.flatMap((from) =>
+    TRANSITIONS[from].map((to): [JobStatus, JobStatus] => [from, to])
+  );
 }

@@ -1,0 +1,382 @@
+/**
+ * The typed TypeScript face of the SQL lifecycle API (SPEC section 4). Each method calls one
+ * `jobengine.*` function with named arguments and explicit casts; the rules live in SQL. The
+ * HTTP API, the worker runtime, the scheduler and the CLI all go through this class.
+ *
+ * @module
+ */
+import type { Queryable, Row } from "../db/port.ts";
+import { fromDatabaseError, JobNotFoundError } from "../errors.ts";
+import {
+  type ClaimedJob,
+  type EventEnvelope,
+  type HistoryEntry,
+  type Job,
+  rowToClaimedJob,
+  rowToEvent,
+  rowToHistoryEntry,
+  rowToJob,
+} from "./job.ts";
+import type { RetryPolicyInput } from "./retry_policy.ts";
+import type { JobStatus } from "./state_machine.ts";
+
+/** Options of {@linkcode JobStore.create} (SPEC section 4, `create_job` options). */
+export interface CreateJobOptions {
+  tenantId?: string;
+  priority?: number;
+  dependsOn?: readonly string[];
+  retryPolicy?: RetryPolicyInput;
+  maxRetries?: number;
+  notBefore?: string | Date;
+  requiresNetwork?: boolean;
+  idempotencyKey?: string;
+  correlationId?: string;
+  actor?: string;
+}
+
+/** One job of a workflow: refers to the others by `ref`. */
+export interface WorkflowJobInput {
+  ref: string;
+  type: string;
+  payload?: unknown;
+  dependsOn?: readonly string[];
+  priority?: number;
+  retryPolicy?: RetryPolicyInput;
+  maxRetries?: number;
+  notBefore?: string | Date;
+  requiresNetwork?: boolean;
+  correlationId?: string;
+}
+
+/** Options of {@linkcode JobStore.createWorkflow}. */
+export interface WorkflowOptions {
+  tenantId?: string;
+  correlationId?: string;
+  actor?: string;
+}
+
+/** Options of {@linkcode JobStore.claim}. */
+export interface ClaimOptions {
+  workerId: string;
+  types?: readonly string[] | null;
+  limit?: number;
+  leaseSeconds?: number;
+  /** Only this tenant's jobs; every tenant's when absent. */
+  tenantId?: string | null;
+}
+
+/** Options of {@linkcode JobStore.list}. */
+export interface ListJobsOptions {
+  tenantId?: string;
+  status?: readonly JobStatus[];
+  type?: readonly string[];
+  limit?: number;
+  cursor?: string | null;
+}
+
+/** One page of {@linkcode JobStore.list}. */
+export interface JobPage {
+  items: Job[];
+  nextCursor: string | null;
+}
+
+/** One completion of {@linkcode JobStore.completeMany}. */
+export interface Completion {
+  id: string;
+  leaseId: string;
+  result?: unknown;
+}
+
+/** The default lease, in seconds. */
+export const DEFAULT_LEASE_SECONDS = 30;
+
+function json(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function definedOnly(record: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
+}
+
+function encodeCursor(createdAt: string, id: string): string {
+  return btoa(`${createdAt}|${id}`).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
+/** Decodes a list cursor; returns null for anything that is not one. */
+export function decodeCursor(cursor: string): { createdAt: string; id: string } | null {
+  try {
+    const text = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+    const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)\|([0-9a-f-]{36})$/.exec(text);
+    return match ? { createdAt: match[1]!, id: match[2]! } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The lifecycle operations over one database connection (or transaction). */
+export class JobStore {
+  readonly #db: Queryable;
+
+  /** Creates a store over `db`. */
+  constructor(db: Queryable) {
+    this.#db = db;
+  }
+
+  async #rows(text: string, params: readonly unknown[]): Promise<Row[]> {
+    try {
+      return await this.#db.query(text, params);
+    } catch (error) {
+      throw fromDatabaseError(error);
+    }
+  }
+
+  async #one(text: string, params: readonly unknown[]): Promise<Job> {
+    const rows = await this.#rows(text, params);
+    return rowToJob(rows[0]!);
+  }
+
+  /** Creates a pending job; `created` is false on an idempotent replay. */
+  async create(
+    type: string,
+    payload: unknown = {},
+    options: CreateJobOptions = {},
+  ): Promise<{ job: Job; created: boolean }> {
+    const opts = definedOnly({
+      ...options,
+      notBefore: options.notBefore instanceof Date
+        ? options.notBefore.toISOString()
+        : options.notBefore,
+    });
+    const rows = await this.#rows(
+      `select j.*, j.created_at = now() as _created
+         from jobengine.create_job(p_type => $1::text, p_payload => $2::jsonb, p_options => $3::jsonb) j`,
+      [type, json(payload ?? {}), JSON.stringify(opts)],
+    );
+    const row = rows[0]!;
+    return { job: rowToJob(row), created: row._created === true };
+  }
+
+  /** Creates several jobs atomically; they refer to each other by `ref`. */
+  async createWorkflow(
+    jobs: readonly WorkflowJobInput[],
+    options: WorkflowOptions = {},
+  ): Promise<Job[]> {
+    const specs = jobs.map((job) =>
+      definedOnly({
+        ...job,
+        notBefore: job.notBefore instanceof Date ? job.notBefore.toISOString() : job.notBefore,
+      })
+    );
+    const rows = await this.#rows(
+      `select * from jobengine.create_workflow(p_jobs => $1::jsonb, p_options => $2::jsonb)`,
+      [JSON.stringify(specs), JSON.stringify(definedOnly({ ...options }))],
+    );
+    return rows.map(rowToJob);
+  }
+
+  /** Reads one job; throws {@linkcode JobNotFoundError} when it does not exist for the tenant. */
+  async get(id: string, tenantId?: string): Promise<Job> {
+    const rows = await this.#rows(
+      `select * from jobengine.jobs where id = $1::uuid and ($2::text is null or tenant_id = $2::text)`,
+      [id, tenantId ?? null],
+    );
+    if (rows.length === 0) {
+      throw new JobNotFoundError(`Job ${id} not found`, { details: { jobId: id } });
+    }
+    return rowToJob(rows[0]!);
+  }
+
+  /** Lists a tenant's jobs, newest first, with a cursor that stays stable under inserts. */
+  async list(options: ListJobsOptions = {}): Promise<JobPage> {
+    const limit = options.limit ?? 50;
+    const cursor = options.cursor ? decodeCursor(options.cursor) : null;
+    const rows = await this.#rows(
+      `select j.*, to_char(j.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as _cursor_at
+         from jobengine.jobs j
+        where j.tenant_id = $1::text
+          and ($2::jobengine.job_status[] is null or j.status = any ($2::jobengine.job_status[]))
+          and ($3::text[] is null or j.type = any ($3::text[]))
+          and ($4::timestamptz is null or (j.created_at, j.id) < ($4::timestamptz, $5::uuid))
+        order by j.created_at desc, j.id desc
+        limit $6::int`,
+      [
+        options.tenantId ?? "default",
+        options.status?.length ? options.status : null,
+        options.type?.length ? options.type : null,
+        cursor?.createdAt ?? null,
+        cursor?.id ?? null,
+        limit + 1,
+      ],
+    );
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(rowToJob),
+      nextCursor: rows.length > limit && last
+        ? encodeCursor(last._cursor_at as string, last.id as string)
+        : null,
+    };
+  }
+
+  /** The job's transitions, oldest first. */
+  async history(id: string, tenantId?: string): Promise<HistoryEntry[]> {
+    await this.get(id, tenantId);
+    const rows = await this.#rows(
+      `select * from jobengine.job_history where job_id = $1::uuid order by seq`,
+      [id],
+    );
+    return rows.map(rowToHistoryEntry);
+  }
+
+  /** The job's timeline events, oldest first. */
+  async timeline(id: string, tenantId?: string): Promise<EventEnvelope[]> {
+    await this.get(id, tenantId);
+    const rows = await this.#rows(
+      `select * from jobengine.timeline_events where subject_id = $1::uuid order by sequence`,
+      [id],
+    );
+    return rows.map(rowToEvent);
+  }
+
+  /** pending -> scheduled, explicitly. */
+  schedule(id: string, actor?: string): Promise<Job> {
+    return this.#one(
+      `select * from jobengine.schedule_job(p_id => $1::uuid, p_actor => $2::text)`,
+      [id, actor ?? null],
+    );
+  }
+
+  /** Promotes eligible pending jobs; returns how many were scheduled. */
+  async scheduleReady(limit = 1000): Promise<number> {
+    const rows = await this.#rows(`select jobengine.schedule_ready(p_limit => $1::int) as n`, [
+      limit,
+    ]);
+    return Number(rows[0]!.n);
+  }
+
+  /** scheduled -> running for up to `limit` due jobs, each with a lease. */
+  async claim(options: ClaimOptions): Promise<ClaimedJob[]> {
+    const rows = await this.#rows(
+      `select * from jobengine.claim_jobs_for(p_worker => $1::text, p_types => $2::text[], p_limit => $3::int,
+         p_lease_seconds => $4::int, p_tenant => $5::text)`,
+      [
+        options.workerId,
+        options.types?.length ? options.types : null,
+        options.limit ?? 1,
+        options.leaseSeconds ?? DEFAULT_LEASE_SECONDS,
+        options.tenantId ?? null,
+      ],
+    );
+    return rows.map(rowToClaimedJob);
+  }
+
+  /** Extends a live lease. */
+  heartbeat(id: string, leaseId: string, leaseSeconds = DEFAULT_LEASE_SECONDS): Promise<Job> {
+    return this.#one(
+      `select * from jobengine.heartbeat_job(p_id => $1::uuid, p_lease => $2::uuid, p_lease_seconds => $3::int)`,
+      [id, leaseId, leaseSeconds],
+    );
+  }
+
+  /** running -> completed, lease holder only. */
+  complete(id: string, leaseId: string, result?: unknown): Promise<Job> {
+    return this.#one(
+      `select * from jobengine.complete_job(p_id => $1::uuid, p_lease => $2::uuid, p_result => $3::jsonb)`,
+      [id, leaseId, json(result ?? null)],
+    );
+  }
+
+  /** Completes a batch in one statement; returns the jobs whose lease held. */
+  async completeMany(completions: readonly Completion[]): Promise<Job[]> {
+    if (completions.length === 0) return [];
+    const rows = await this.#rows(
+      `select * from jobengine.complete_jobs(p_ids => $1::uuid[], p_leases => $2::uuid[], p_results => $3::jsonb[])`,
+      [
+        completions.map((c) => c.id),
+        completions.map((c) => c.leaseId),
+        completions.map((c) => json(c.result ?? null)),
+      ],
+    );
+    return rows.map(rowToJob);
+  }
+
+  /** running -> failed (-> scheduled while retries remain and `retryable`). */
+  fail(
+    id: string,
+    leaseId: string,
+    error: Record<string, unknown>,
+    retryable = true,
+  ): Promise<Job> {
+    return this.#one(
+      `select * from jobengine.fail_job(p_id => $1::uuid, p_lease => $2::uuid, p_error => $3::jsonb,
+         p_retryable => $4::boolean)`,
+      [id, leaseId, JSON.stringify(error), retryable],
+    );
+  }
+
+  /** pending | scheduled | running -> cancelled. */
+  cancel(id: string, reason?: string, actor?: string): Promise<Job> {
+    return this.#one(
+      `select * from jobengine.cancel_job(p_id => $1::uuid, p_reason => $2::text, p_actor => $3::text)`,
+      [id, reason ?? null, actor ?? null],
+    );
+  }
+
+  /** failed -> scheduled, by an operator. */
+  retry(id: string, actor?: string): Promise<Job> {
+    return this.#one(
+      `select * from jobengine.retry_job(p_id => $1::uuid, p_actor => $2::text)`,
+      [id, actor ?? null],
+    );
+  }
+
+  /** Fails running jobs whose lease expired; returns how many. */
+  async reapExpiredLeases(): Promise<number> {
+    const rows = await this.#rows(`select jobengine.reap_expired_leases() as n`, []);
+    return Number(rows[0]!.n);
+  }
+
+  /** Seals or unseals the engine (the `settings` row). */
+  async setSealed(sealed: boolean): Promise<void> {
+    await this.#rows(`select jobengine.set_sealed(p_sealed => $1::boolean)`, [sealed]);
+  }
+
+  /** Whether the engine is sealed, as the database says. */
+  async isSealed(): Promise<boolean> {
+    const rows = await this.#rows(`select jobengine.is_sealed() as sealed`, []);
+    return rows[0]!.sealed === true;
+  }
+
+  /** Records a refused egress attempt as a `sealed.egress_blocked` event. */
+  async recordEgressBlocked(
+    denial: {
+      host: string;
+      port: number;
+      api: string;
+      jobId?: string | null;
+      actor?: string | null;
+    },
+  ): Promise<EventEnvelope> {
+    const rows = await this.#rows(
+      `select * from jobengine.record_egress_blocked(p_host => $1::text, p_port => $2::int, p_api => $3::text,
+         p_job_id => $4::uuid, p_actor => $5::text)`,
+      [denial.host, denial.port, denial.api, denial.jobId ?? null, denial.actor ?? null],
+    );
+    return rowToEvent(rows[0]!);
+  }
+
+  /** Events with `sequence > after`, in sequence order (see TimelineEventEmitter for gaps). */
+  async eventsAfter(
+    after: number,
+    limit = 500,
+    tenantId?: string | null,
+  ): Promise<EventEnvelope[]> {
+    const rows = await this.#rows(
+      `select * from jobengine.timeline_events
+        where sequence > $1::bigint and ($3::text is null or tenant_id = $3::text)
+        order by sequence limit $2::int`,
+      [after, limit, tenantId ?? null],
+    );
+    return rows.map(rowToEvent);
+  }
+}
