@@ -87,6 +87,9 @@ create index jobs_claim_idx on jobengine.jobs (priority desc, created_at, id)
 -- schedule_ready: pending jobs whose dependencies are all completed
 create index jobs_ready_idx on jobengine.jobs (created_at, id)
   where status = 'pending' and pending_dependencies = 0;
+-- the scheduler's timer: the next delayed job to come due (jobs due at creation are left out)
+create index jobs_delayed_idx on jobengine.jobs (not_before)
+  where status = 'scheduled' and not_before > created_at;
 -- reap_expired_leases
 create index jobs_lease_idx on jobengine.jobs (lease_expires_at)
   where status = 'running';
@@ -139,3 +142,11 @@ create table jobengine.timeline_events (
 );
 
 create index timeline_events_subject_idx on jobengine.timeline_events (subject_id, sequence);
+
+-- leadership leases: one JobScheduler per database acts at a time
+create table jobengine.leaders (
+  name text primary key,
+  holder text not null,
+  acquired_at timestamptz not null default now(),
+  expires_at timestamptz not null
+);

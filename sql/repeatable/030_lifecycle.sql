@@ -732,3 +732,54 @@ begin
   return v_event;
 end;
 $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- acquire_leadership: takes or renews the named leadership lease for p_holder; true when
+-- p_holder holds it afterwards. A lease that is not renewed expires after p_ttl_seconds and
+-- another holder may take it.
+create or replace function jobengine.acquire_leadership(p_name text, p_holder text, p_ttl_seconds integer)
+returns boolean
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_holder text;
+begin
+  if p_ttl_seconds is null or p_ttl_seconds < 1 or p_ttl_seconds > 3600 then
+    perform jobengine._invalid_argument('p_ttl_seconds', 'must be a whole number from 1 to 3600');
+  end if;
+  insert into jobengine.leaders as l (name, holder, acquired_at, expires_at)
+  values (p_name, p_holder, pg_catalog.clock_timestamp(),
+          pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => p_ttl_seconds))
+  on conflict (name) do update
+     set holder = excluded.holder,
+         acquired_at = case when l.holder = excluded.holder then l.acquired_at else excluded.acquired_at end,
+         expires_at = excluded.expires_at
+   where l.holder = excluded.holder or l.expires_at < pg_catalog.clock_timestamp()
+  returning l.holder into v_holder;
+  return v_holder is not null;
+end;
+$$;
+
+-- release_leadership: gives the lease up at once (a clean shutdown), if p_holder holds it.
+create or replace function jobengine.release_leadership(p_name text, p_holder text)
+returns void
+language sql
+set search_path = ''
+as $$
+  delete from jobengine.leaders l where l.name = p_name and l.holder = p_holder;
+$$;
+
+-- next_wakeup: when the scheduler should look again: the next delayed job coming due or the
+-- next lease expiring, whichever is sooner (null when neither).
+create or replace function jobengine.next_wakeup()
+returns timestamptz
+language sql
+stable
+set search_path = ''
+as $$
+  select least(
+    (select min(j.not_before) from jobengine.jobs j
+      where j.status = 'scheduled' and j.not_before > j.created_at and j.not_before > pg_catalog.now()),
+    (select min(j.lease_expires_at) from jobengine.jobs j where j.status = 'running'));
+$$;

@@ -1,0 +1,183 @@
+/**
+ * The JobScheduler: the loop that promotes eligible pending jobs (`schedule_ready`), reaps
+ * expired leases (`reap_expired_leases`) and wakes workers when delayed jobs come due.
+ *
+ * Wake-ups: NOTIFY on `jobengine_ready` (a job was created, the engine was unsealed), a timer set
+ * to `jobengine.next_wakeup()` (the next delayed job or expiring lease), and a steady interval
+ * that also renews leadership. Only one scheduler per database acts at a time: each holds the
+ * `scheduler` leadership lease (`jobengine.acquire_leadership`) while it works; the others stand
+ * by and take over once the lease lapses (within `leaseSeconds` of the leader dying).
+ *
+ * @module
+ */
+import type { Database } from "../db/port.ts";
+import { JobStore } from "../job/job_store.ts";
+
+/** The logger the scheduler writes to (the runtime's structured logger fits). */
+export interface SchedulerLogger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Options of {@linkcode JobScheduler}. */
+export interface JobSchedulerOptions {
+  /** The steady tick, in milliseconds (leadership renewal, safety net). Default 1000. */
+  intervalMs?: number;
+  /** Leadership lease, in seconds: a dead leader is replaced within this. Default 10. */
+  leaseSeconds?: number;
+  /** Jobs promoted per `schedule_ready` call. Default 1000. */
+  batchSize?: number;
+  /** This instance's name in the leadership lease. Default a random id. */
+  instanceId?: string;
+  /** Where to log. Default silent. */
+  logger?: SchedulerLogger;
+}
+
+/** Counters of what the scheduler did. */
+export interface SchedulerStats {
+  ticks: number;
+  scheduled: number;
+  reaped: number;
+  leaderSince: Date | null;
+}
+
+const LEADERSHIP = "scheduler";
+const SILENT: SchedulerLogger = { info() {}, warn() {}, error() {} };
+
+/** Promotes pending jobs, reaps expired leases, and wakes workers for delayed jobs. */
+export class JobScheduler {
+  readonly #db: Database;
+  readonly #store: JobStore;
+  readonly #intervalMs: number;
+  readonly #leaseSeconds: number;
+  readonly #batchSize: number;
+  readonly #logger: SchedulerLogger;
+  /** This instance's name in the leadership lease. */
+  readonly instanceId: string;
+  /** What the scheduler did so far. */
+  readonly stats: SchedulerStats = { ticks: 0, scheduled: 0, reaped: 0, leaderSince: null };
+
+  #running = false;
+  #ticking: Promise<void> | null = null;
+  #again = false;
+  #interval: ReturnType<typeof setInterval> | null = null;
+  #wakeTimer: ReturnType<typeof setTimeout> | null = null;
+  #unlisten: (() => Promise<void>) | null = null;
+
+  /** Creates a scheduler over `db`; call {@linkcode JobScheduler.start} to run it. */
+  constructor(db: Database, options: JobSchedulerOptions = {}) {
+    this.#db = db;
+    this.#store = new JobStore(db);
+    this.#intervalMs = options.intervalMs ?? 1000;
+    this.#leaseSeconds = options.leaseSeconds ?? 10;
+    this.#batchSize = options.batchSize ?? 1000;
+    this.#logger = options.logger ?? SILENT;
+    this.instanceId = options.instanceId ?? `scheduler-${crypto.randomUUID()}`;
+  }
+
+  /** Whether this instance currently holds the leadership lease. */
+  get isLeader(): boolean {
+    return this.stats.leaderSince !== null;
+  }
+
+  /** Starts listening and ticking; resolves after the first tick. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    this.#unlisten = await this.#db.listen("jobengine_ready", (payload) => {
+      // promotions notify 'scheduled' for the workers; only new work wakes the scheduler
+      if (payload !== "scheduled" && payload !== "due") this.wake();
+    });
+    this.#interval = setInterval(() => this.wake(), this.#intervalMs);
+    this.wake();
+    await this.#ticking;
+  }
+
+  /** Stops the loop, waits for a tick in progress, and gives up leadership. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    if (this.#interval) clearInterval(this.#interval);
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    this.#interval = null;
+    this.#wakeTimer = null;
+    await this.#unlisten?.().catch(() => {});
+    this.#unlisten = null;
+    await this.#ticking;
+    if (this.isLeader) {
+      await this.#db.query(
+        `select jobengine.release_leadership(p_name => $1::text, p_holder => $2::text)`,
+        [LEADERSHIP, this.instanceId],
+      ).catch(() => {});
+      this.stats.leaderSince = null;
+    }
+  }
+
+  /** Asks for a tick now (coalesced with one in progress). */
+  wake(): void {
+    if (!this.#running) return;
+    if (this.#ticking) {
+      this.#again = true;
+      return;
+    }
+    this.#ticking = this.#loop().finally(() => {
+      this.#ticking = null;
+    });
+  }
+
+  async #loop(): Promise<void> {
+    do {
+      this.#again = false;
+      try {
+        await this.tick();
+      } catch (error) {
+        this.#logger.warn("Scheduler tick failed", { error: String(error) });
+      }
+    } while (this.#again && this.#running);
+  }
+
+  /** One pass: renew or take leadership, then (as leader) promote, reap and set the timer. */
+  async tick(): Promise<void> {
+    this.stats.ticks++;
+    const rows = await this.#db.query<{ leader: boolean }>(
+      `select jobengine.acquire_leadership(p_name => $1::text, p_holder => $2::text, p_ttl_seconds => $3::int) as leader`,
+      [LEADERSHIP, this.instanceId, this.#leaseSeconds],
+    );
+    const leader = rows[0]?.leader === true;
+    if (leader && !this.isLeader) {
+      this.stats.leaderSince = new Date();
+      this.#logger.info("Scheduler took leadership", { instanceId: this.instanceId });
+    } else if (!leader && this.isLeader) {
+      this.stats.leaderSince = null;
+      this.#logger.warn("Scheduler lost leadership", { instanceId: this.instanceId });
+    }
+    if (!leader) return;
+
+    let promoted: number;
+    do {
+      promoted = await this.#store.scheduleReady(this.#batchSize);
+      this.stats.scheduled += promoted;
+    } while (promoted === this.#batchSize && this.#running);
+    this.stats.reaped += await this.#store.reapExpiredLeases();
+    await this.#armTimer();
+  }
+
+  async #armTimer(): Promise<void> {
+    const rows = await this.#db.query<{ at: Date | null; now: Date }>(
+      `select jobengine.next_wakeup() as at, clock_timestamp() as now`,
+    );
+    const at = rows[0]?.at;
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = null;
+    if (!at || !this.#running) return;
+    const delay = Math.max(0, at.getTime() - rows[0]!.now.getTime()) + 5;
+    if (delay >= this.#intervalMs) return; // the steady tick comes first
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = null;
+      // delayed jobs came due: wake the workers, then reap whatever lease lapsed
+      this.#db.query(`select pg_notify('jobengine_ready', 'due')`).catch(() => {});
+      this.wake();
+    }, delay);
+  }
+}
