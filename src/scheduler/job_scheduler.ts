@@ -96,6 +96,21 @@ export class JobScheduler {
 
   /** Stops the loop, waits for a tick in progress, and gives up leadership. */
   async stop(): Promise<void> {
+    await this.stopWithoutRelease();
+    if (this.isLeader) {
+      await this.#db.query(
+        `select jobengine.release_leadership(p_name => $1::text, p_holder => $2::text)`,
+        [LEADERSHIP, this.instanceId],
+      ).catch(() => {});
+    }
+    this.stats.leaderSince = null;
+  }
+
+  /**
+   * Stops the loop but keeps the leadership lease until it lapses, as a crashed process would;
+   * for failover tests and drills.
+   */
+  async stopWithoutRelease(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
     if (this.#interval) clearInterval(this.#interval);
@@ -105,13 +120,6 @@ export class JobScheduler {
     await this.#unlisten?.().catch(() => {});
     this.#unlisten = null;
     await this.#ticking;
-    if (this.isLeader) {
-      await this.#db.query(
-        `select jobengine.release_leadership(p_name => $1::text, p_holder => $2::text)`,
-        [LEADERSHIP, this.instanceId],
-      ).catch(() => {});
-      this.stats.leaderSince = null;
-    }
   }
 
   /** Asks for a tick now (coalesced with one in progress). */
