@@ -151,41 +151,14 @@ function parseArgs(args: string[]): { only: Set<Step>; keep: boolean } | null {
 
 async function prerequisites(only: Set<Step>, databaseUrl: string | undefined): Promise<void> {
   header("Prerequisites");
-  const missing: string[] = [];
-  const packages: string[] = [];
-  let major = "15";
-  if (!databaseUrl) {
-    const binDir = tryPgBin();
-    if (binDir) {
-      major = /\/postgresql\/(\d+)\//.exec(binDir)?.[1] ?? major;
-      if (only.has("pgtap")) {
-        const control = `${await shareDir(binDir, major)}/extension/pgtap.control`;
-        if (!(await exists(control))) {
-          missing.push(`pgTAP extension (${control})`);
-          packages.push(`postgresql-${major}-pgtap`);
-        }
-      }
-    } else {
-      missing.push("PostgreSQL server binaries (initdb)");
-      packages.push(`postgresql-${major}`, `postgresql-${major}-pgtap`);
-    }
-  }
-  if (only.has("pgtap")) {
-    if (!(await onPath("pg_prove"))) {
-      missing.push("pg_prove");
-      packages.push("libtap-parser-sourcehandler-pgtap-perl");
-    }
-    if (databaseUrl && !(await onPath("psql"))) {
-      missing.push("psql");
-      packages.push("postgresql-client");
-    }
-  }
-  if (missing.length === 0) {
-    console.log("PostgreSQL, pgTAP and pg_prove are installed.");
+  const first = await findMissing(only, databaseUrl);
+  if (first.missing.length === 0) {
+    console.log(first.found.length > 0 ? `Found: ${first.found.join(", ")}.` : "Nothing needed.");
     return;
   }
-  const install = `apt-get install -y ${[...new Set(packages)].join(" ")}`;
-  console.log(`Missing: ${missing.join(", ")}`);
+  const packages = [...new Set(first.packages)];
+  const install = `apt-get install -y ${packages.join(" ")}`;
+  console.log(`Missing: ${first.missing.join(", ")}`);
   if (Deno.uid() !== 0) {
     throw new Error(
       `Missing prerequisites: run as root: DEBIAN_FRONTEND=noninteractive apt-get update && ` +
@@ -201,10 +174,59 @@ async function prerequisites(only: Set<Step>, databaseUrl: string | undefined): 
     );
   }
   const env = { DEBIAN_FRONTEND: "noninteractive" };
-  for (const args of [["update"], ["install", "-y", "--no-install-recommends", ...packages]]) {
+  for (const args of [["update"], ["install", "-y", ...packages]]) {
+    console.log(`$ apt-get ${args.join(" ")}`);
     const { code } = await run("apt-get", args, { env });
     if (code !== 0) throw new Error(`apt-get ${args[0]} failed with exit code ${code}`);
   }
+  const second = await findMissing(only, databaseUrl);
+  if (second.missing.length > 0) {
+    throw new Error(`Still missing after ${install}: ${second.missing.join(", ")}`);
+  }
+}
+
+/** Lists what the selected steps need and is missing, with the Debian packages providing it. */
+async function findMissing(
+  only: Set<Step>,
+  databaseUrl: string | undefined,
+): Promise<{ found: string[]; missing: string[]; packages: string[] }> {
+  const found: string[] = [];
+  const missing: string[] = [];
+  const packages: string[] = [];
+  let major = "15";
+  if (!databaseUrl) {
+    const binDir = tryPgBin();
+    if (binDir) {
+      found.push(`PostgreSQL server (${binDir})`);
+      major = /\/postgresql\/(\d+)\//.exec(binDir)?.[1] ?? major;
+      if (only.has("pgtap")) {
+        const control = `${await shareDir(binDir, major)}/extension/pgtap.control`;
+        if (await exists(control)) {
+          found.push("pgTAP extension");
+        } else {
+          missing.push(`pgTAP extension (${control})`);
+          packages.push(`postgresql-${major}-pgtap`);
+        }
+      }
+    } else {
+      missing.push("PostgreSQL server binaries (initdb)");
+      packages.push(`postgresql-${major}`);
+      if (only.has("pgtap")) packages.push(`postgresql-${major}-pgtap`);
+    }
+  }
+  if (only.has("pgtap")) {
+    if (await onPath("pg_prove")) {
+      found.push("pg_prove");
+    } else {
+      missing.push("pg_prove");
+      packages.push("libtap-parser-sourcehandler-pgtap-perl");
+    }
+    if (databaseUrl && !(await onPath("psql"))) {
+      missing.push("psql");
+      packages.push("postgresql-client");
+    }
+  }
+  return { found, missing, packages };
 }
 
 async function staticChecks(tally: Tally): Promise<void> {
