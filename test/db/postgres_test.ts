@@ -1,0 +1,103 @@
+import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
+import { DatabaseUnavailableError } from "../../src/errors.ts";
+import { createPgliteDatabase } from "../../src/db/pglite.ts";
+import { createPostgresDatabase } from "../../src/db/postgres.ts";
+import { freshDatabase } from "../_db.ts";
+import { adapterContract, runTypeProbe } from "./_contract.ts";
+
+adapterContract("postgres:", async () => {
+  const fresh = await freshDatabase();
+  const db = createPostgresDatabase(fresh.url, { max: 4 });
+  return {
+    db,
+    async done() {
+      await db.close();
+      await fresh.drop();
+    },
+  };
+});
+
+Deno.test("postgres and pglite return identical values for the same query", async () => {
+  const fresh = await freshDatabase();
+  const postgres = createPostgresDatabase(fresh.url, { max: 2 });
+  const pglite = await createPgliteDatabase();
+  try {
+    equal(postgres.kind, "postgres");
+    equal(pglite.kind, "pglite");
+    deepStrictEqual(await runTypeProbe(postgres), await runTypeProbe(pglite));
+  } finally {
+    await postgres.close();
+    await pglite.close();
+    await fresh.drop();
+  }
+});
+
+Deno.test("postgres: a query against a closed port fails fast with DatabaseUnavailableError", async () => {
+  // Bind a port, then free it: nothing listens there afterwards.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  const db = createPostgresDatabase(`postgres://nobody@127.0.0.1:${port}/none`, {
+    connectTimeout: 2,
+  });
+  try {
+    const started = Date.now();
+    await rejects(db.query("select 1"), (error) => {
+      ok(error instanceof DatabaseUnavailableError, String(error));
+      equal(error.code, "database_unavailable");
+      return true;
+    });
+    await rejects(db.transaction(async () => {}), DatabaseUnavailableError);
+    await rejects(db.listen("down_chan", () => {}), DatabaseUnavailableError);
+    ok(Date.now() - started < 5000, "fails within the connect timeout");
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("postgres: a query cut off by a terminated backend fails, then the pool recovers", async () => {
+  const fresh = await freshDatabase();
+  const db = createPostgresDatabase(fresh.url, { max: 1 });
+  const admin = createPostgresDatabase(fresh.url, { max: 1 });
+  const cutOff = async () => {
+    const [row] = await db.query<{ pid: number }>("select pg_backend_pid() as pid");
+    const sleeping = db.query("select pg_sleep(5)");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await admin.query("select pg_terminate_backend($1)", [row!.pid]);
+    await rejects(sleeping, DatabaseUnavailableError);
+  };
+  try {
+    await cutOff();
+    deepStrictEqual(await db.query("select 1 as ok"), [{ ok: 1 }]);
+    await cutOff();
+    equal(await db.transaction(async (tx) => (await tx.query("select 2 as ok"))[0]!.ok), 2);
+  } finally {
+    await admin.close();
+    await db.close();
+    await fresh.drop();
+  }
+});
+
+Deno.test("postgres: listen() survives its connection being terminated", async () => {
+  const fresh = await freshDatabase();
+  const db = createPostgresDatabase(fresh.url, { max: 2, applicationName: "je_listen_test" });
+  try {
+    const got: string[] = [];
+    const unlisten = await db.listen("survivor", (payload) => got.push(payload));
+    await db.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity " +
+        "where datname = current_database() and pid <> pg_backend_pid() and query ilike 'listen%'",
+    );
+    // postgres.js re-subscribes after a back-off; keep notifying until one arrives.
+    const deadline = Date.now() + 10_000;
+    while (got.length === 0 && Date.now() < deadline) {
+      await db.query("select pg_notify('survivor', 'again')");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    ok(got.includes("again"), "a notification arrives after the reconnect");
+    await unlisten();
+  } finally {
+    await db.close();
+    await fresh.drop();
+  }
+});
