@@ -154,7 +154,7 @@ begin
   returning * into v_job;
   perform jobengine._set_context(null, null);
 
-  if not found then
+  if v_job.id is null then
     -- a concurrent request with the same key won the race
     select * into v_job from jobengine.jobs j where j.tenant_id = v_tenant and j.idempotency_key = v_key;
     if v_job.request_hash is distinct from v_hash then
@@ -253,6 +253,19 @@ begin
   end if;
 
   -- edges: a string that names a ref of this workflow is a ref; otherwise it must be a job id
+  select d.value into v_bad
+    from _je_workflow w
+   cross join lateral pg_catalog.jsonb_array_elements_text(coalesce(w.spec -> 'dependsOn', '[]')) d(value)
+    left join _je_workflow r on r.ref = d.value
+   where r.ref is null
+     and d.value !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$'
+   limit 1;
+  if v_bad is not null then
+    raise exception using
+      errcode = 'JE005',
+      message = format('Invalid dependency: "%s" is neither a ref of this workflow nor a job id', v_bad),
+      detail = pg_catalog.json_build_object('reason', 'unknown', 'dependsOn', v_bad)::text;
+  end if;
   insert into _je_workflow_edge (dependent, dependency_ref, dependency_id)
   select w.idx, r.ref, case when r.ref is null then d.value::uuid end
     from _je_workflow w
@@ -538,7 +551,7 @@ begin
      and j.lease_expires_at > pg_catalog.clock_timestamp()
   returning * into v_job;
   perform jobengine._set_context(null, null);
-  if not found then
+  if v_job.id is null then
     perform jobengine._lease_refused(p_id, p_lease, 'completed');
   end if;
   return v_job;
@@ -610,7 +623,7 @@ begin
      and j.lease_expires_at > pg_catalog.clock_timestamp()
   returning * into v_job;
   perform jobengine._set_context(null, null);
-  if not found then
+  if v_job.id is null then
     perform jobengine._lease_refused(p_id, p_lease, 'failed');
   end if;
   if not v_job.terminal then
