@@ -214,14 +214,6 @@ begin
   end if;
   v_tenant := coalesce(v_options ->> 'tenantId', 'default');
 
-  create temporary table if not exists _je_workflow (
-    idx integer primary key, ref text not null unique, id uuid not null, spec jsonb not null, policy jsonb not null
-  ) on commit drop;
-  create temporary table if not exists _je_workflow_edge (
-    dependent integer not null, dependency_ref text, dependency_id uuid
-  ) on commit drop;
-  truncate _je_workflow, _je_workflow_edge;
-
   -- each job's shape
   for v_i in 0 .. v_n - 1 loop
     if pg_catalog.jsonb_typeof(p_jobs -> v_i) <> 'object' then
@@ -238,6 +230,46 @@ begin
       perform jobengine._invalid_argument(format('jobs[%s].type', v_i), 'must be a string of 1 to 200 characters');
     end if;
   end loop;
+
+  -- fast path: no job depends on anything, so there is no graph to check
+  if not exists (
+    select from pg_catalog.jsonb_array_elements(p_jobs) e(value)
+     where pg_catalog.jsonb_typeof(e.value -> 'dependsOn') = 'array'
+       and pg_catalog.jsonb_array_length(e.value -> 'dependsOn') > 0
+  ) then
+    if (select count(distinct e.value ->> 'ref') from pg_catalog.jsonb_array_elements(p_jobs) e(value)) <> v_n then
+      raise exception using
+        errcode = 'JE005',
+        message = 'Invalid dependency: workflow refs must be unique',
+        detail = pg_catalog.json_build_object('reason', 'duplicate_ref')::text;
+    end if;
+    perform jobengine._set_context(null, v_options ->> 'actor');
+    return query
+      insert into jobengine.jobs (tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
+                                  requires_network, correlation_id)
+      select v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
+             coalesce((e.value ->> 'priority')::integer, 0), (p.policy ->> 'maxRetries')::integer, p.policy,
+             coalesce((e.value ->> 'notBefore')::timestamptz, pg_catalog.now()),
+             coalesce((e.value ->> 'requiresNetwork')::boolean, false),
+             coalesce(e.value ->> 'correlationId', v_options ->> 'correlationId')
+        from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
+       cross join lateral (
+         select jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries') as policy
+       ) p
+       order by e.ord
+      returning *;
+    perform jobengine._set_context(null, null);
+    return;
+  end if;
+
+  create temporary table if not exists _je_workflow (
+    idx integer primary key, ref text not null unique, id uuid not null, spec jsonb not null, policy jsonb not null
+  ) on commit drop;
+  create temporary table if not exists _je_workflow_edge (
+    dependent integer not null, dependency_ref text, dependency_id uuid
+  ) on commit drop;
+  create index if not exists _je_workflow_edge_dependent on _je_workflow_edge (dependent);
+  truncate _je_workflow, _je_workflow_edge;
 
   insert into _je_workflow (idx, ref, id, spec, policy)
   select (e.ord - 1)::integer, e.value ->> 'ref', pg_catalog.gen_random_uuid(), e.value,
