@@ -1,0 +1,390 @@
+/**
+ * The two ways a worker reaches the engine, behind one small interface: straight to the
+ * database through {@linkcode JobStore} (LISTEN/NOTIFY wake-ups, cheap lease checks), or over the
+ * HTTP API (polling, plus the `/events` stream when the server offers it).
+ *
+ * Imported only from `src/worker/`.
+ *
+ * @module
+ */
+import type { Database } from "../db/port.ts";
+import {
+  DatabaseUnavailableError,
+  InvalidArgumentError,
+  InvalidTransitionError,
+  JobEngineError,
+  JobNotFoundError,
+  LeaseMismatchError,
+  SealedModeError,
+} from "../errors.ts";
+import type { ClaimedJob } from "../job/job.ts";
+import { type Completion, JobStore } from "../job/job_store.ts";
+
+/** What a backend needs to know about the worker it serves. */
+export interface BackendConfig {
+  workerId: string;
+  types: readonly string[];
+  leaseSeconds: number;
+  tenantId?: string;
+}
+
+/** A held lease that is no longer held, as a lease check found it. */
+export interface LostLease {
+  /** The job's status now (`cancelled`, `failed`, `scheduled`, ...), or null when it is gone. */
+  status: string | null;
+}
+
+/** Wake-up callbacks a backend calls when it learns of something. */
+export interface BackendHooks {
+  /** Jobs may have become claimable (`jobengine_ready`), with the NOTIFY payload when known. */
+  ready(payload: string): void;
+  /** Something happened to some job (`jobengine_events`): held leases may be gone. */
+  events(): void;
+  /** A held job was cancelled (known precisely, from the event stream). */
+  cancelled?(jobId: string): void;
+}
+
+/** The engine operations a worker uses. */
+export interface WorkerBackend {
+  /** `database` (direct) or `http` (remote). */
+  readonly kind: "database" | "http";
+  /** Claims up to `limit` due jobs of the worker's types. */
+  claim(limit: number): Promise<ClaimedJob[]>;
+  /** Extends a lease; throws {@linkcode LeaseMismatchError} when it is gone. */
+  heartbeat(id: string, leaseId: string): Promise<void>;
+  /** Completes a batch; returns the ids whose lease held. */
+  completeMany(completions: readonly Completion[]): Promise<Set<string>>;
+  /** Fails a job (retried per its policy while `retryable`). */
+  fail(
+    id: string,
+    leaseId: string,
+    error: Record<string, unknown>,
+    retryable: boolean,
+  ): Promise<void>;
+  /** Writes a `sealed.egress_blocked` event. */
+  recordEgressBlocked(
+    denial: { host: string; port: number; api: string; jobId: string | null; actor: string },
+  ): Promise<void>;
+  /** Whether the engine is sealed. */
+  isSealed(): Promise<boolean>;
+  /** Subscribes to wake-ups; resolves to an unsubscribe function. */
+  subscribe(hooks: BackendHooks): Promise<() => Promise<void>>;
+  /** Returns the held leases (of `held`) that are no longer held; empty when it cannot tell. */
+  checkLeases(held: readonly { id: string; leaseId: string }[]): Promise<Map<string, LostLease>>;
+  /** Milliseconds until the next delayed job of the worker's types comes due; null if none or unknown. */
+  nextDueInMs(): Promise<number | null>;
+  /** The `host:port` endpoints the backend itself must reach (for the network guard allowlist). */
+  readonly endpoints: readonly string[];
+  /** Whether the backend tells the worker about cancelled jobs quickly (LISTEN or event stream). */
+  readonly pushesCancellations: boolean;
+}
+
+/** Creates the backend that talks to the database through {@linkcode JobStore}. */
+export function createDatabaseBackend(db: Database, config: BackendConfig): WorkerBackend {
+  const store = new JobStore(db);
+  return {
+    kind: "database",
+    endpoints: [],
+    pushesCancellations: true,
+    claim: (limit) =>
+      store.claim({
+        workerId: config.workerId,
+        types: config.types,
+        limit,
+        leaseSeconds: config.leaseSeconds,
+        tenantId: config.tenantId ?? null,
+      }),
+    async heartbeat(id, leaseId) {
+      await store.heartbeat(id, leaseId, config.leaseSeconds);
+    },
+    async completeMany(completions) {
+      const done = await store.completeMany(completions);
+      return new Set(done.map((job) => job.id));
+    },
+    async fail(id, leaseId, error, retryable) {
+      await store.fail(id, leaseId, error, retryable);
+    },
+    async recordEgressBlocked(denial) {
+      await store.recordEgressBlocked(denial);
+    },
+    isSealed: () => store.isSealed(),
+    async subscribe(hooks) {
+      const stopReady = await db.listen("jobengine_ready", (payload) => hooks.ready(payload));
+      let stopEvents: () => Promise<void>;
+      try {
+        stopEvents = await db.listen("jobengine_events", () => hooks.events());
+      } catch (error) {
+        await stopReady();
+        throw error;
+      }
+      return async () => {
+        await Promise.allSettled([stopReady(), stopEvents()]);
+      };
+    },
+    async checkLeases(held) {
+      const lost = new Map<string, LostLease>();
+      if (held.length === 0) return lost;
+      const rows = await db.query<{ id: string; status: string; lease_id: string | null }>(
+        `select id, status, lease_id from jobengine.jobs where id = any ($1::uuid[])`,
+        [held.map((h) => h.id)],
+      );
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      for (const { id, leaseId } of held) {
+        const row = byId.get(id);
+        if (!row) lost.set(id, { status: null });
+        else if (row.status !== "running" || row.lease_id !== leaseId) {
+          lost.set(id, { status: row.status });
+        }
+      }
+      return lost;
+    },
+    async nextDueInMs() {
+      const rows = await db.query<{ ms: number | null }>(
+        `select (extract(epoch from (min(j.not_before) - now())) * 1000)::float8 as ms
+           from jobengine.jobs j
+          where j.status = 'scheduled' and j.not_before > j.created_at and j.not_before > now()
+            and j.type = any ($1::text[])
+            and ($2::text is null or j.tenant_id = $2::text)`,
+        [config.types, config.tenantId ?? null],
+      );
+      const ms = rows[0]?.ms;
+      return ms === null || ms === undefined ? null : Math.max(0, Number(ms));
+    },
+  };
+}
+
+/** Options of {@linkcode createHttpBackend}. */
+export interface HttpBackendOptions extends BackendConfig {
+  /** The server's base URL, e.g. `http://127.0.0.1:8080` (the `/api/v1` prefix is added). */
+  baseUrl: string;
+  /** Extra request headers (for example an authorization header). */
+  headers?: Record<string, string>;
+  /** Listen to `GET /api/v1/events` for wake-ups and cancellations. Default true. */
+  eventStream?: boolean;
+}
+
+/** Maps a problem+json answer to the typed error the database path would have thrown. */
+function problemToError(status: number, body: Record<string, unknown>, what: string): Error {
+  const code = typeof body.code === "string" ? body.code : "";
+  const detail = typeof body.detail === "string"
+    ? body.detail
+    : typeof body.title === "string"
+    ? body.title
+    : `HTTP ${status}`;
+  const message = `${what} failed: ${detail}`;
+  const details = { ...body };
+  switch (code) {
+    case "lease_mismatch":
+      return new LeaseMismatchError(message, { details });
+    case "not_found":
+      return new JobNotFoundError(message, { details });
+    case "invalid_transition":
+      return new InvalidTransitionError(
+        typeof body.from === "string" ? body.from : null,
+        typeof body.to === "string" ? body.to : "unknown",
+        { jobId: typeof body.jobId === "string" ? body.jobId : undefined },
+      );
+    case "sealed_mode":
+      return new SealedModeError(message, { details });
+    case "validation_failed":
+      return new InvalidArgumentError(message, { details });
+    case "database_unavailable":
+      return new DatabaseUnavailableError(message);
+  }
+  if (status === 404) return new JobNotFoundError(message, { details });
+  if (status >= 500) return new DatabaseUnavailableError(message);
+  return new JobEngineError(code || "http_error", message, { details });
+}
+
+/** Creates the backend that talks to the HTTP API (SPEC section 6). */
+export function createHttpBackend(options: HttpBackendOptions): WorkerBackend {
+  const base = new URL(options.baseUrl);
+  const prefix = `${base.origin}${base.pathname.replace(/\/+$/, "")}/api/v1`;
+  const port = base.port !== "" ? Number(base.port) : base.protocol === "https:" ? 443 : 80;
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    accept: "application/json",
+    ...(options.tenantId ? { "x-tenant-id": options.tenantId } : {}),
+    ...options.headers,
+  };
+
+  async function call(
+    method: string,
+    path: string,
+    what: string,
+    body?: unknown,
+  ): Promise<unknown> {
+    let response: Response;
+    try {
+      response = await fetch(`${prefix}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      throw new DatabaseUnavailableError(
+        `${what} failed: cannot reach ${prefix}: ${String(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const text = await response.text();
+    let parsed: unknown = null;
+    try {
+      parsed = text === "" ? null : JSON.parse(text);
+    } catch {
+      parsed = { detail: text.slice(0, 200) };
+    }
+    if (!response.ok) {
+      const problem = parsed && typeof parsed === "object" ? parsed as Record<string, unknown> : {};
+      throw problemToError(response.status, problem, what);
+    }
+    return parsed;
+  }
+
+  return {
+    kind: "http",
+    // URL.hostname keeps IPv6 brackets, which is the allowlist's form too.
+    endpoints: [`${base.hostname}:${port}`],
+    pushesCancellations: options.eventStream !== false,
+    async claim(limit) {
+      const body = await call("POST", "/jobs/claim", "Claim", {
+        workerId: options.workerId,
+        types: options.types,
+        limit,
+        leaseSeconds: options.leaseSeconds,
+      }) as { jobs?: ClaimedJob[] };
+      return body.jobs ?? [];
+    },
+    async heartbeat(id, leaseId) {
+      await call("POST", `/jobs/${id}/heartbeat`, `Heartbeat of job ${id}`, {
+        leaseId,
+        leaseSeconds: options.leaseSeconds,
+      });
+    },
+    async completeMany(completions) {
+      // The API completes one job per request: send them side by side, each retried a few
+      // times while the server cannot be reached.
+      const done = new Set<string>();
+      await Promise.all(completions.map(async (c) => {
+        for (let attempt = 1;; attempt++) {
+          try {
+            await call("POST", `/jobs/${c.id}/complete`, `Completion of job ${c.id}`, {
+              leaseId: c.leaseId,
+              result: c.result ?? null,
+            });
+            done.add(c.id);
+            return;
+          } catch (error) {
+            if (!(error instanceof DatabaseUnavailableError) || attempt >= 3) return;
+            await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+          }
+        }
+      }));
+      return done;
+    },
+    async fail(id, leaseId, error, retryable) {
+      await call("POST", `/jobs/${id}/fail`, `Failure of job ${id}`, { leaseId, error, retryable });
+    },
+    recordEgressBlocked() {
+      // The HTTP API has no route to write timeline events; the refusal is stored with the job's
+      // lastError (host, port, api) instead. See docs/worker.md.
+      return Promise.resolve();
+    },
+    async isSealed() {
+      const body = await call("GET", "/system", "Reading /system") as { sealed?: unknown };
+      return body.sealed === true;
+    },
+    subscribe(hooks) {
+      if (options.eventStream === false) return Promise.resolve(() => Promise.resolve());
+      const controller = new AbortController();
+      const done = followEvents(prefix, headers, hooks, controller.signal);
+      return Promise.resolve(async () => {
+        controller.abort();
+        await done;
+      });
+    },
+    checkLeases: () => Promise.resolve(new Map()),
+    nextDueInMs: () => Promise.resolve(null),
+  };
+}
+
+/**
+ * Reads `GET /events` (Server-Sent Events) until `signal` aborts, reconnecting with backoff and
+ * resuming after the last event id: `job.scheduled` / `job.retry_scheduled` wake the claim loop,
+ * `job.cancelled` aborts a held job. A server without the route is simply not followed.
+ */
+async function followEvents(
+  prefix: string,
+  headers: Record<string, string>,
+  hooks: BackendHooks,
+  signal: AbortSignal,
+): Promise<void> {
+  let lastId: string | null = null;
+  let backoffMs = 250;
+  while (!signal.aborted) {
+    try {
+      const response = await fetch(`${prefix}/events`, {
+        headers: {
+          ...headers,
+          accept: "text/event-stream",
+          ...(lastId ? { "last-event-id": lastId } : {}),
+        },
+        signal,
+      });
+      if (response.status === 404 || response.status === 405) {
+        await response.body?.cancel();
+        return;
+      }
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      backoffMs = 250;
+      // After a reconnect, anything may have happened: look again.
+      hooks.ready("reconnected");
+      hooks.events();
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end: number;
+        while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
+          const event = parseSseBlock(block);
+          if (event.id) lastId = event.id;
+          if (event.data) dispatchEvent(event.data, hooks);
+        }
+      }
+    } catch {
+      if (signal.aborted) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, backoffMs));
+    backoffMs = Math.min(backoffMs * 2, 5000);
+  }
+}
+
+function parseSseBlock(block: string): { id: string | null; data: string } {
+  let id: string | null = null;
+  const data: string[] = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line.startsWith("id:")) id = line.slice(3).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  }
+  return { id, data: data.join("\n") };
+}
+
+function dispatchEvent(data: string, hooks: BackendHooks): void {
+  let event: { type?: unknown; subject?: { id?: unknown } };
+  try {
+    event = JSON.parse(data);
+  } catch {
+    return;
+  }
+  if (event.type === "job.scheduled" || event.type === "job.retry_scheduled") {
+    hooks.ready("scheduled");
+  } else if (event.type === "job.cancelled" && typeof event.subject?.id === "string") {
+    hooks.cancelled?.(event.subject.id);
+  }
+}

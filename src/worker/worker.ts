@@ -1,0 +1,934 @@
+/**
+ * The worker runtime: claims jobs, runs their handlers, and reports the outcome.
+ *
+ * - Claims in batches sized to its free slots, only for the types it has handlers for. Wakes on
+ *   `LISTEN jobengine_ready` (direct mode), on the `/events` stream (remote mode), on a timer set
+ *   to the next delayed job, and on a polling fallback; it never spins.
+ * - Heartbeats every `leaseSeconds / 3`. `ctx.signal` aborts when the job is cancelled (seen on
+ *   `jobengine_events` / the event stream, or by a heartbeat), when the lease is lost (a
+ *   heartbeat is refused, or the lease lapses without a successful heartbeat), or at shutdown.
+ * - A handler that returns completes its job with the result (completions are batched through
+ *   `complete_jobs`); one that throws fails it with `{ message, code, stack }`; an
+ *   `EgressDeniedError` fails it for good (`retryable = false`, code `egress_denied`).
+ * - `stop()` drains: no new claims, running handlers get until the deadline, then they are
+ *   aborted and their jobs released (failed with code `worker_shutdown`, retryable).
+ * - Sealed: handlers run under the network guard; each refusal becomes a
+ *   `sealed.egress_blocked` event naming the job (tracked with `AsyncLocalStorage`).
+ *
+ * @module
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { hostname } from "node:os";
+import process from "node:process";
+import type { Database } from "../db/port.ts";
+import {
+  DatabaseUnavailableError,
+  EgressDeniedError,
+  JobEngineError,
+  JobNotFoundError,
+  LeaseMismatchError,
+} from "../errors.ts";
+import type { ClaimedJob } from "../job/job.ts";
+import type { Completion } from "../job/job_store.ts";
+import {
+  type EgressDenial,
+  installNetworkGuard,
+  type NetworkGuard,
+} from "../runtime/network_guard.ts";
+import { createDatabaseBackend, createHttpBackend, type WorkerBackend } from "./_backend.ts";
+
+/** Where the worker logs; `debug` is optional. */
+export interface WorkerLogger {
+  debug?(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** What a handler gets besides its job. */
+export interface JobContext {
+  /** Aborts when the job is cancelled, its lease is lost, or the worker shuts down. */
+  readonly signal: AbortSignal;
+  /** The worker running the job. */
+  readonly workerId: string;
+  /** Extends the lease now; throws {@linkcode JobAbortedError} when it is gone. */
+  heartbeat(): Promise<void>;
+  /** The worker's logger. */
+  readonly logger: WorkerLogger;
+}
+
+/** A job handler: resolves to the job's result, or throws to fail it. */
+export type JobHandler = (job: ClaimedJob, ctx: JobContext) => Promise<unknown>;
+
+/** Handlers by job type. */
+export type JobHandlers = Record<string, JobHandler>;
+
+/** Options of {@linkcode createWorker}: give `db` (direct) or `baseUrl` (remote), not both. */
+export interface WorkerOptions {
+  /** The database (direct mode). */
+  db?: Database;
+  /** The HTTP API's base URL, e.g. `http://127.0.0.1:8080` (remote mode). */
+  baseUrl?: string;
+  /** Extra headers for remote mode (for example an authorization header). */
+  headers?: Record<string, string>;
+  /** Only this tenant's jobs (remote mode: the `X-Tenant-Id` header). Default every tenant (direct) / `default` (remote). */
+  tenantId?: string;
+  /** Handlers by job type; the worker claims only these types. */
+  handlers: JobHandlers;
+  /** Most handlers running at once. Default 8. */
+  concurrency?: number;
+  /** Lease length in seconds. Default 30. */
+  leaseSeconds?: number;
+  /** Milliseconds between heartbeats. Default a third of the lease. */
+  heartbeatIntervalMs?: number;
+  /** This worker's name in leases and history. Default `hostname-pid-random`. */
+  workerId?: string;
+  /** Fallback poll interval in milliseconds. Default 1000. */
+  pollIntervalMs?: number;
+  /** Run handlers under the network guard. Default: follow the engine (`is_sealed()` / `GET /system`). */
+  sealed?: boolean;
+  /** `host:port` entries the network guard lets through (remote mode adds the API's own). */
+  allow?: readonly string[];
+  /** Most completions sent in one `complete_jobs` call. Default 100. */
+  completionBatchSize?: number;
+  /** Longest a completion waits for others to join its batch, in milliseconds. Default 2. */
+  completionBatchMs?: number;
+  /** Where to log. Default: warnings and errors to the console. */
+  logger?: WorkerLogger;
+}
+
+/** Options of {@linkcode Worker.stop}. */
+export interface StopOptions {
+  /** How long running handlers may take to finish before they are aborted and released. Default 30000. */
+  deadlineMs?: number;
+}
+
+/** Why a handler's signal aborted. */
+export type AbortReason = "cancelled" | "lease_lost" | "shutdown";
+
+/** The events a worker emits, with their payloads. */
+export interface WorkerEventMap {
+  /** A job was claimed and its handler started. */
+  claimed: { job: ClaimedJob };
+  /** A job's completion was written. */
+  completed: { job: ClaimedJob; result: unknown; durationMs: number };
+  /** A job's failure was written. */
+  failed: { job: ClaimedJob; error: Record<string, unknown>; retryable: boolean };
+  /** A handler's signal aborted (cancelled or lease lost); nothing was written for it. */
+  aborted: { job: ClaimedJob; reason: AbortReason };
+  /** A job was released at shutdown (failed with `worker_shutdown`, retryable). */
+  released: { job: ClaimedJob };
+  /** A completion or failure was refused because the lease no longer held. */
+  lost: { job: ClaimedJob; outcome: "completed" | "failed" };
+  /** Something went wrong in the worker itself (claiming, writing, listening). */
+  error: { error: unknown; during: string };
+}
+
+/** A worker event name. */
+export type WorkerEvent = keyof WorkerEventMap;
+
+/** Counters of what a worker did. */
+export interface WorkerStats {
+  claimed: number;
+  completed: number;
+  failed: number;
+  aborted: number;
+  released: number;
+  lost: number;
+}
+
+/** A running (or runnable) worker. */
+export interface Worker {
+  /** This worker's name in leases and history. */
+  readonly workerId: string;
+  /** How many handlers are running now. */
+  readonly running: number;
+  /** What the worker did so far. */
+  readonly stats: Readonly<WorkerStats>;
+  /** Whether the handlers run under the network guard now. */
+  readonly sealed: boolean;
+  /** Starts claiming; resolves once subscribed and after the first claim. */
+  start(): Promise<void>;
+  /** Drains and stops (see {@linkcode StopOptions}); calling it again returns the same promise. */
+  stop(options?: StopOptions): Promise<void>;
+  /** Subscribes to an event; returns the unsubscribe function. */
+  on<E extends WorkerEvent>(event: E, listener: (payload: WorkerEventMap[E]) => void): () => void;
+}
+
+/** The reason a handler's `ctx.signal` aborted. */
+export class JobAbortedError extends JobEngineError {
+  /** Why: `cancelled`, `lease_lost` or `shutdown`. */
+  readonly reason: AbortReason;
+  /** The job. */
+  readonly jobId: string;
+  /** Creates the error for `jobId`. */
+  constructor(jobId: string, reason: AbortReason, options: { cause?: unknown } = {}) {
+    const why = reason === "cancelled"
+      ? "it was cancelled"
+      : reason === "lease_lost"
+      ? "its lease was lost"
+      : "the worker is shutting down";
+    super("job_aborted", `Job ${jobId} was aborted: ${why}`, {
+      details: { jobId, reason },
+      cause: options.cause,
+    });
+    this.name = "JobAbortedError";
+    this.reason = reason;
+    this.jobId = jobId;
+  }
+}
+
+/** The job whose handler is running in the current async context, if any. */
+export function currentJob(): { id: string; tenantId: string; type: string } | undefined {
+  const entry = jobContext.getStore();
+  return entry
+    ? { id: entry.job.id, tenantId: entry.job.tenantId, type: entry.job.type }
+    : undefined;
+}
+
+/** The default worker id: `hostname-pid-random`. */
+export function defaultWorkerId(): string {
+  let host = "worker";
+  try {
+    host = hostname() || host;
+  } catch {
+    // no permission to read the host name
+  }
+  return `${host}-${process.pid}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** A worker that talks to the database or to the HTTP API. */
+export function createWorker(options: WorkerOptions): Worker {
+  if (!options.db === !options.baseUrl) {
+    throw new TypeError("Cannot create a worker: give exactly one of `db` and `baseUrl`");
+  }
+  const types = Object.keys(options.handlers);
+  if (types.length === 0) {
+    throw new TypeError("Cannot create a worker: `handlers` names no job type");
+  }
+  const concurrency = options.concurrency ?? 8;
+  const leaseSeconds = options.leaseSeconds ?? 30;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1000) {
+    throw new RangeError(
+      `Invalid concurrency ${concurrency}: expected a whole number from 1 to 1000`,
+    );
+  }
+  if (!Number.isInteger(leaseSeconds) || leaseSeconds < 1 || leaseSeconds > 86400) {
+    throw new RangeError(
+      `Invalid leaseSeconds ${leaseSeconds}: expected a whole number from 1 to 86400`,
+    );
+  }
+  const workerId = options.workerId ?? defaultWorkerId();
+  const config = { workerId, types, leaseSeconds, tenantId: options.tenantId };
+  const backend = options.db
+    ? createDatabaseBackend(options.db, config)
+    : createHttpBackend({ ...config, baseUrl: options.baseUrl!, headers: options.headers });
+  return new WorkerRuntime(backend, options, workerId, concurrency, leaseSeconds);
+}
+
+// ------------------------------------------------------------------------------------------------
+
+/** A job this worker holds, from claim to written outcome. */
+interface Held {
+  job: ClaimedJob;
+  controller: AbortController;
+  /** When the handler started (performance.now()). */
+  startedAt: number;
+  /** When the lease was last known fresh: the claim or the last successful heartbeat was sent. */
+  claimedAt: number;
+  heartbeatTimer: ReturnType<typeof setTimeout> | null;
+  watchdog: ReturnType<typeof setTimeout> | null;
+  /** Released at shutdown: whatever the handler does later is ignored. */
+  released: boolean;
+  /** The handler settled and its outcome is being written: too late to release. */
+  finishing: boolean;
+  /** The first refused egress attempt, if any. */
+  denial: EgressDenial | null;
+  /** Writes of egress events in flight, awaited before the job's outcome is written. */
+  records: Promise<unknown>[];
+  /** Settles when the handler returned or threw. */
+  settled: Promise<void>;
+}
+
+interface PendingCompletion {
+  held: Held;
+  completion: Completion;
+}
+
+const CONSOLE_LOGGER: WorkerLogger = {
+  info() {},
+  warn: (message, fields) => console.warn(`[jobengine worker] ${message}`, fields ?? ""),
+  error: (message, fields) => console.error(`[jobengine worker] ${message}`, fields ?? ""),
+};
+
+/**
+ * How long a lease check waits after a `jobengine_events` NOTIFY, so that a burst of events costs
+ * one query: the bound on how late a cancellation reaches `ctx.signal`.
+ */
+const LEASE_CHECK_DELAY_MS = 50;
+
+/** Tracks which job's handler runs in the current async context (for egress attribution). */
+const jobContext = new AsyncLocalStorage<Held>();
+
+/** The network guard's registry key (see `network_guard.ts`): set while any guard is installed. */
+const GUARD_INSTALLED = Symbol.for("jobengine.network_guard");
+
+/** Turns a thrown value into the stored `lastError`. */
+function describeError(error: unknown): Record<string, unknown> {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      message: error.message || error.name,
+      code: typeof code === "string" && code !== "" ? code : error.name,
+      stack: error.stack ?? null,
+    };
+  }
+  return { message: String(error), code: "non_error_thrown", stack: null };
+}
+
+/** Finds an `EgressDeniedError` in `error` or its cause chain. */
+function egressDenied(error: unknown): EgressDeniedError | null {
+  for (let e = error, depth = 0; e && depth < 8; depth++) {
+    if (e instanceof EgressDeniedError) return e;
+    if (e instanceof Error && e.name === "EgressDeniedError") return e as EgressDeniedError;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/** Serializes and parses a result once, as the database will store it (undefined -> null). */
+function jsonResult(result: unknown): unknown {
+  if (result === undefined) return null;
+  const text = JSON.stringify(result);
+  return text === undefined ? null : JSON.parse(text);
+}
+
+class WorkerRuntime implements Worker {
+  readonly workerId: string;
+  readonly stats: WorkerStats = {
+    claimed: 0,
+    completed: 0,
+    failed: 0,
+    aborted: 0,
+    released: 0,
+    lost: 0,
+  };
+
+  readonly #backend: WorkerBackend;
+  readonly #handlers: JobHandlers;
+  readonly #concurrency: number;
+  readonly #leaseMs: number;
+  readonly #heartbeatMs: number;
+  readonly #pollMs: number;
+  readonly #batchSize: number;
+  readonly #batchMs: number;
+  readonly #logger: WorkerLogger;
+  readonly #sealedOption: boolean | undefined;
+  readonly #allow: readonly string[];
+  readonly #listeners = new Map<WorkerEvent, Set<(payload: never) => void>>();
+
+  readonly #held = new Map<string, Held>();
+  #started = false;
+  #stopping = false;
+  #stopped: Promise<void> | null = null;
+
+  // claim loop
+  #pumping: Promise<void> | null = null;
+  #pumpAgain = false;
+  /** Work may be waiting: set by wake-ups, cleared by a claim that came back short. */
+  #hint = true;
+  /** Bumped by every wake-up, so a short claim does not clear a hint that arrived during it. */
+  #wakeSeq = 0;
+  #pollTimer: ReturnType<typeof setInterval> | null = null;
+  #dueTimer: ReturnType<typeof setTimeout> | null = null;
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  #claimFailures = 0;
+
+  // lease checks after jobengine_events
+  #checking: Promise<void> | null = null;
+  #checkAgain = false;
+  #checkTimer: ReturnType<typeof setTimeout> | null = null;
+
+  // completions
+  #pending: PendingCompletion[] = [];
+  #flushTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #writes = new Set<Promise<unknown>>();
+
+  #unsubscribe: (() => Promise<void>) | null = null;
+  #guard: NetworkGuard | null = null;
+  #guardExternal = false;
+
+  constructor(
+    backend: WorkerBackend,
+    options: WorkerOptions,
+    workerId: string,
+    concurrency: number,
+    leaseSeconds: number,
+  ) {
+    this.#backend = backend;
+    this.#handlers = options.handlers;
+    this.workerId = workerId;
+    this.#concurrency = concurrency;
+    this.#leaseMs = leaseSeconds * 1000;
+    this.#heartbeatMs = options.heartbeatIntervalMs ?? Math.max(100, this.#leaseMs / 3);
+    this.#pollMs = options.pollIntervalMs ?? 1000;
+    this.#batchSize = options.completionBatchSize ?? 100;
+    this.#batchMs = options.completionBatchMs ?? 2;
+    this.#logger = options.logger ?? CONSOLE_LOGGER;
+    this.#sealedOption = options.sealed;
+    this.#allow = [...(options.allow ?? []), ...backend.endpoints];
+  }
+
+  get running(): number {
+    return this.#held.size;
+  }
+
+  get sealed(): boolean {
+    return this.#guard?.active === true || this.#guardExternal;
+  }
+
+  on<E extends WorkerEvent>(event: E, listener: (payload: WorkerEventMap[E]) => void): () => void {
+    let set = this.#listeners.get(event);
+    if (!set) this.#listeners.set(event, set = new Set());
+    set.add(listener as (payload: never) => void);
+    return () => set.delete(listener as (payload: never) => void);
+  }
+
+  #emit<E extends WorkerEvent>(event: E, payload: WorkerEventMap[E]): void {
+    for (const listener of this.#listeners.get(event) ?? []) {
+      try {
+        (listener as (payload: WorkerEventMap[E]) => void)(payload);
+      } catch (error) {
+        this.#logger.error("A worker event listener threw", { event, error: String(error) });
+      }
+    }
+  }
+
+  #fault(during: string, error: unknown, fields: Record<string, unknown> = {}): void {
+    this.#logger.error(`Worker ${this.workerId}: ${during} failed`, {
+      ...fields,
+      error: error instanceof Error ? error.message : String(error),
+    });
+    this.#emit("error", { error, during });
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // start and stop
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const sealed = this.#sealedOption ?? await this.#backend.isSealed();
+    if (sealed) this.#seal();
+    try {
+      this.#unsubscribe = await this.#backend.subscribe({
+        ready: (payload) => this.#onReady(payload),
+        events: () => this.#scheduleLeaseCheck(),
+        cancelled: (jobId) => this.#abort(jobId, "cancelled"),
+      });
+    } catch (error) {
+      // Polling still works; LISTEN is only the fast path.
+      this.#fault("subscribing to wake-ups", error);
+    }
+    this.#pollTimer = setInterval(() => this.#wake(), this.#pollMs);
+    this.#wake();
+    await this.#pumping;
+    this.#logger.info(`Worker ${this.workerId} started`, {
+      types: Object.keys(this.#handlers),
+      concurrency: this.#concurrency,
+      backend: this.#backend.kind,
+      sealed: this.sealed,
+    });
+  }
+
+  stop(options: StopOptions = {}): Promise<void> {
+    this.#stopped ??= this.#drain(options.deadlineMs ?? 30_000);
+    return this.#stopped;
+  }
+
+  async #drain(deadlineMs: number): Promise<void> {
+    this.#stopping = true;
+    for (const timer of [this.#dueTimer, this.#retryTimer]) if (timer) clearTimeout(timer);
+    if (this.#pollTimer) clearInterval(this.#pollTimer);
+    this.#pollTimer = this.#dueTimer = this.#retryTimer = null;
+    await this.#pumping;
+
+    if (this.#held.size > 0) {
+      this.#logger.info(`Worker ${this.workerId} draining`, {
+        running: this.#held.size,
+        deadlineMs,
+      });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, deadlineMs));
+      await Promise.race([
+        Promise.allSettled([...this.#held.values()].map((held) => held.settled)),
+        deadline,
+      ]);
+      clearTimeout(timer);
+    }
+    // Whatever still runs is aborted and released so that another worker can take it; outcomes
+    // being written already are waited for.
+    await Promise.allSettled(
+      [...this.#held.values()].map((held) => held.finishing ? held.settled : this.#release(held)),
+    );
+
+    await this.#flush();
+    while (this.#writes.size > 0) await Promise.allSettled([...this.#writes]);
+    if (this.#checkTimer) clearTimeout(this.#checkTimer);
+    await this.#checking;
+    await this.#unsubscribe?.().catch((error) => this.#fault("unsubscribing", error));
+    this.#unsubscribe = null;
+    this.#unseal();
+    this.#logger.info(`Worker ${this.workerId} stopped`, { ...this.stats });
+  }
+
+  async #release(held: Held): Promise<void> {
+    if (held.released || held.finishing || !this.#held.has(held.job.id)) return;
+    held.released = true;
+    this.#clearTimers(held);
+    this.#held.delete(held.job.id);
+    held.controller.abort(new JobAbortedError(held.job.id, "shutdown"));
+    const error = {
+      message: `Released by worker ${this.workerId} at shutdown`,
+      code: "worker_shutdown",
+      stack: null,
+    };
+    try {
+      await this.#backend.fail(held.job.id, held.job.leaseId, error, true);
+      this.stats.released++;
+      this.#emit("released", { job: held.job });
+    } catch (failure) {
+      if (failure instanceof LeaseMismatchError || failure instanceof JobNotFoundError) {
+        this.#logger.warn(`Job ${held.job.id}: lease gone before it could be released`);
+      } else {
+        this.#fault("releasing a job", failure, { jobId: held.job.id });
+      }
+    }
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // sealed mode
+
+  #seal(): void {
+    if (this.#guard?.active || this.#guardExternal) return;
+    const registry = globalThis as unknown as Record<symbol, unknown>;
+    if (registry[GUARD_INSTALLED]) {
+      // The host installed the guard (and reports refusals itself, e.g. with currentJob()).
+      // Handlers still fail with egress_denied when a call is refused.
+      this.#guardExternal = true;
+      this.#logger.info(`Worker ${this.workerId}: using the network guard installed by the host`);
+      return;
+    }
+    this.#guard = installNetworkGuard({
+      allow: this.#allow,
+      onDenied: (denial) => this.#onDenied(denial),
+    });
+  }
+
+  #unseal(): void {
+    this.#guard?.uninstall();
+    this.#guard = null;
+    this.#guardExternal = false;
+  }
+
+  #onDenied(denial: EgressDenial): void {
+    let held = jobContext.getStore();
+    // Outside any handler's async context: with a single job running, it is that job's.
+    if (!held && this.#held.size === 1) held = this.#held.values().next().value;
+    if (held) held.denial ??= denial;
+    const record = this.#backend.recordEgressBlocked({
+      host: denial.host,
+      port: denial.port,
+      api: denial.api,
+      jobId: held?.job.id ?? null,
+      actor: this.workerId,
+    }).catch((error) => this.#fault("recording a refused egress", error));
+    held?.records.push(record);
+    this.#track(record);
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // wake-ups and claiming
+
+  #onReady(payload: string): void {
+    if (payload === "sealed:true" && this.#sealedOption === undefined) {
+      this.#seal();
+    } else if (payload === "sealed:false" && this.#sealedOption === undefined) {
+      this.#unseal();
+    }
+    if (payload !== "created") this.#wake();
+  }
+
+  #wake(): void {
+    this.#hint = true;
+    this.#wakeSeq++;
+    this.#pump();
+  }
+
+  #pump(): void {
+    if (this.#stopping || !this.#started) return;
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = this.#pumpLoop().finally(() => {
+      this.#pumping = null;
+      // A slot freed between the loop's last check and here.
+      if (this.#pumpAgain) this.#pump();
+    });
+  }
+
+  async #pumpLoop(): Promise<void> {
+    do {
+      this.#pumpAgain = false;
+      while (this.#hint && !this.#stopping) {
+        const free = this.#concurrency - this.#held.size;
+        if (free <= 0) break;
+        const seq = this.#wakeSeq;
+        const sentAt = performance.now();
+        let jobs: ClaimedJob[];
+        try {
+          jobs = await this.#backend.claim(free);
+          this.#claimFailures = 0;
+        } catch (error) {
+          this.#claimFailed(error);
+          return;
+        }
+        for (const job of jobs) this.#run(job, sentAt);
+        if (jobs.length < free && seq === this.#wakeSeq) {
+          this.#hint = false;
+          await this.#armDueTimer();
+        }
+      }
+    } while (this.#pumpAgain && !this.#stopping);
+  }
+
+  #claimFailed(error: unknown): void {
+    this.#claimFailures++;
+    // Log the first failure and then every tenth, not every poll while the database is away.
+    if (this.#claimFailures === 1 || this.#claimFailures % 10 === 0) {
+      this.#fault("claiming", error, { failures: this.#claimFailures });
+    }
+    if (this.#retryTimer || this.#stopping) return;
+    const delay = Math.min(this.#pollMs, 100 * 2 ** Math.min(this.#claimFailures, 6));
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#wake();
+    }, delay);
+  }
+
+  async #armDueTimer(): Promise<void> {
+    let ms: number | null;
+    try {
+      ms = await this.#backend.nextDueInMs();
+    } catch {
+      return; // the poll covers it
+    }
+    if (ms === null || ms >= this.#pollMs || this.#stopping) return;
+    if (this.#dueTimer) clearTimeout(this.#dueTimer);
+    this.#dueTimer = setTimeout(() => {
+      this.#dueTimer = null;
+      this.#wake();
+    }, Math.ceil(ms) + 2);
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // running one job
+
+  #run(job: ClaimedJob, claimedAt: number): void {
+    const handler = this.#handlers[job.type];
+    let resolveSettled!: () => void;
+    const held: Held = {
+      job,
+      controller: new AbortController(),
+      startedAt: performance.now(),
+      claimedAt,
+      heartbeatTimer: null,
+      watchdog: null,
+      released: false,
+      finishing: false,
+      denial: null,
+      records: [],
+      settled: new Promise<void>((resolve) => resolveSettled = resolve),
+    };
+    this.#held.set(job.id, held);
+    this.stats.claimed++;
+    this.#emit("claimed", { job });
+    this.#armWatchdog(held);
+    this.#armHeartbeat(held);
+
+    const ctx: JobContext = {
+      signal: held.controller.signal,
+      workerId: this.workerId,
+      logger: this.#logger,
+      heartbeat: () => this.#heartbeat(held, true),
+    };
+    const outcome = jobContext.run(held, async () => {
+      if (!handler) throw new JobEngineError("no_handler", `No handler for job type "${job.type}"`);
+      return await handler(job, ctx);
+    });
+    outcome.then(
+      (result) => this.#finish(held, { ok: true, result }),
+      (error: unknown) => this.#finish(held, { ok: false, error }),
+    ).catch((error) => this.#fault("finishing a job", error, { jobId: job.id })).finally(() => {
+      resolveSettled();
+    });
+  }
+
+  async #finish(
+    held: Held,
+    outcome: { ok: true; result: unknown } | { ok: false; error: unknown },
+  ): Promise<void> {
+    this.#clearTimers(held);
+    if (held.released) return;
+    held.finishing = true;
+    const { job } = held;
+    const signal = held.controller.signal;
+    try {
+      if (signal.aborted) {
+        // Cancelled or lease lost: the job is not ours to write any more.
+        const reason = (signal.reason as JobAbortedError).reason;
+        this.stats.aborted++;
+        this.#logger.info(`Job ${job.id} aborted`, { reason });
+        this.#emit("aborted", { job, reason });
+        return;
+      }
+      const denied = egressDenied(outcome.ok ? null : outcome.error);
+      if (held.denial || denied) {
+        await Promise.allSettled(held.records);
+        const host = denied?.host ?? held.denial!.host;
+        const port = denied?.port ?? held.denial!.port;
+        const api = denied?.api ?? held.denial!.api;
+        const source = denied ?? (outcome.ok ? null : outcome.error);
+        await this.#fail(held, {
+          message: denied?.message ?? `Egress denied in sealed mode: ${api} to ${host}:${port}`,
+          code: "egress_denied",
+          stack: source instanceof Error ? source.stack ?? null : null,
+          host,
+          port,
+          api,
+        }, false);
+        return;
+      }
+      if (outcome.ok) {
+        let result: unknown;
+        try {
+          result = jsonResult(outcome.result);
+        } catch (error) {
+          await this.#fail(held, {
+            ...describeError(error),
+            message: `The handler's result cannot be stored as JSON: ${String(error)}`,
+            code: "invalid_result",
+          }, true);
+          return;
+        }
+        this.#complete(held, result);
+        return;
+      }
+      await this.#fail(held, describeError(outcome.error), true);
+    } finally {
+      // The slot frees once the outcome is written or queued.
+      this.#held.delete(job.id);
+      this.#pump();
+    }
+  }
+
+  async #fail(held: Held, error: Record<string, unknown>, retryable: boolean): Promise<void> {
+    const { job } = held;
+    const write = this.#whileLeaseHolds(
+      held.claimedAt,
+      () => this.#backend.fail(job.id, job.leaseId, error, retryable),
+    );
+    this.#track(write);
+    try {
+      await write;
+      this.stats.failed++;
+      this.#emit("failed", { job, error, retryable });
+    } catch (failure) {
+      if (failure instanceof JobEngineError && !(failure instanceof DatabaseUnavailableError)) {
+        this.stats.lost++;
+        this.#logger.warn(`Job ${job.id}: failure not recorded, the lease no longer holds`, {
+          error: failure.message,
+        });
+        this.#emit("lost", { job, outcome: "failed" });
+      } else {
+        this.#fault("failing a job", failure, { jobId: job.id });
+      }
+    }
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // completions, batched
+
+  #complete(held: Held, result: unknown): void {
+    this.#pending.push({
+      held,
+      completion: { id: held.job.id, leaseId: held.job.leaseId, result },
+    });
+    if (this.#pending.length >= this.#batchSize) {
+      void this.#flush();
+    } else if (!this.#flushTimer) {
+      this.#flushTimer = setTimeout(() => void this.#flush(), this.#batchMs);
+    }
+  }
+
+  #flush(): Promise<void> {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    const batch = this.#pending.splice(0, this.#pending.length);
+    if (batch.length === 0) return Promise.resolve();
+    const write = this.#writeCompletions(batch);
+    this.#track(write);
+    return write;
+  }
+
+  async #writeCompletions(batch: PendingCompletion[]): Promise<void> {
+    let done: Set<string>;
+    try {
+      done = await this.#whileLeaseHolds(
+        Math.min(...batch.map((p) => p.held.claimedAt)),
+        () => this.#backend.completeMany(batch.map((p) => p.completion)),
+      );
+    } catch (error) {
+      // The reaper fails the jobs once their leases lapse, and they run again.
+      this.#fault("completing jobs", error, { jobs: batch.length });
+      return;
+    }
+    for (const { held, completion } of batch) {
+      if (done.has(held.job.id)) {
+        this.stats.completed++;
+        this.#emit("completed", {
+          job: held.job,
+          result: completion.result,
+          durationMs: performance.now() - held.startedAt,
+        });
+      } else {
+        this.stats.lost++;
+        this.#logger.warn(`Job ${held.job.id}: completion not recorded, the lease no longer holds`);
+        this.#emit("lost", { job: held.job, outcome: "completed" });
+      }
+    }
+  }
+
+  /**
+   * Runs a write, trying again while the database is unavailable and the lease may still hold
+   * (measured from `since`, the last time the lease was known to be fresh).
+   */
+  async #whileLeaseHolds<T>(since: number, write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        const delay = 100 * 2 ** Math.min(attempt, 5);
+        const leaseLeft = since + this.#leaseMs - performance.now();
+        if (!(error instanceof DatabaseUnavailableError) || leaseLeft < delay) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  #track(write: Promise<unknown>): void {
+    const tracked = write.then(() => {}, () => {});
+    this.#writes.add(tracked);
+    tracked.finally(() => this.#writes.delete(tracked));
+  }
+
+  // --------------------------------------------------------------------------------------------
+  // leases: heartbeats, the local watchdog, and checks after jobengine_events
+
+  #armHeartbeat(held: Held): void {
+    held.heartbeatTimer = setTimeout(async () => {
+      held.heartbeatTimer = null;
+      try {
+        await this.#heartbeat(held, false);
+      } catch {
+        return; // aborted: no more heartbeats
+      }
+      if (this.#held.get(held.job.id) === held && !held.controller.signal.aborted) {
+        this.#armHeartbeat(held);
+      }
+    }, this.#heartbeatMs);
+  }
+
+  /** The lease lapses `leaseMs` after the claim or last successful heartbeat was sent. */
+  #armWatchdog(held: Held): void {
+    if (held.watchdog) clearTimeout(held.watchdog);
+    const remaining = held.claimedAt + this.#leaseMs - performance.now();
+    held.watchdog = setTimeout(() => {
+      held.watchdog = null;
+      this.#abort(held.job.id, "lease_lost");
+    }, Math.max(0, remaining));
+  }
+
+  async #heartbeat(held: Held, explicit: boolean): Promise<void> {
+    const signal = held.controller.signal;
+    if (signal.aborted) throw signal.reason;
+    const sentAt = performance.now();
+    try {
+      await this.#backend.heartbeat(held.job.id, held.job.leaseId);
+      if (!signal.aborted) {
+        held.claimedAt = sentAt;
+        this.#armWatchdog(held);
+      }
+    } catch (error) {
+      if (error instanceof LeaseMismatchError || error instanceof JobNotFoundError) {
+        const status = (error.details as { status?: unknown }).status;
+        this.#abort(held.job.id, status === "cancelled" ? "cancelled" : "lease_lost", error);
+        throw signal.reason;
+      }
+      // A transient failure: the watchdog aborts the job if the lease lapses meanwhile.
+      this.#logger.warn(`Heartbeat of job ${held.job.id} failed`, { error: String(error) });
+      if (explicit) throw error;
+    }
+  }
+
+  #abort(jobId: string, reason: AbortReason, cause?: unknown): void {
+    const held = this.#held.get(jobId);
+    if (!held || held.controller.signal.aborted) return;
+    this.#clearTimers(held);
+    held.controller.abort(new JobAbortedError(jobId, reason, { cause }));
+  }
+
+  #clearTimers(held: Held): void {
+    if (held.heartbeatTimer) clearTimeout(held.heartbeatTimer);
+    if (held.watchdog) clearTimeout(held.watchdog);
+    held.heartbeatTimer = held.watchdog = null;
+  }
+
+  /** After `jobengine_events`: re-read the held jobs (coalesced, at most every 50 ms). */
+  #scheduleLeaseCheck(): void {
+    if (this.#held.size === 0 || this.#checkTimer) return;
+    if (this.#checking) {
+      this.#checkAgain = true;
+      return;
+    }
+    this.#checkTimer = setTimeout(() => {
+      this.#checkTimer = null;
+      this.#checking = this.#checkLeases().finally(() => {
+        this.#checking = null;
+        if (this.#checkAgain) {
+          this.#checkAgain = false;
+          this.#scheduleLeaseCheck();
+        }
+      });
+    }, LEASE_CHECK_DELAY_MS);
+  }
+
+  async #checkLeases(): Promise<void> {
+    const held = [...this.#held.values()]
+      .filter((h) => !h.released && !h.controller.signal.aborted)
+      .map((h) => ({ id: h.job.id, leaseId: h.job.leaseId }));
+    let lost: Map<string, { status: string | null }>;
+    try {
+      lost = await this.#backend.checkLeases(held);
+    } catch (error) {
+      this.#logger.warn("Lease check failed", { error: String(error) });
+      return;
+    }
+    for (const [id, { status }] of lost) {
+      // A job whose outcome is being written right now is no longer running: not an abort.
+      if (this.#held.get(id)?.finishing) continue;
+      this.#abort(id, status === "cancelled" ? "cancelled" : "lease_lost");
+    }
+  }
+}
