@@ -1,0 +1,637 @@
+/**
+ * Tests of the worker runtime against real PostgreSQL (and PGlite for the embedded wake-up):
+ * throughput without loss or double runs, cancellation and lease loss through `ctx.signal`,
+ * failure recording, draining on stop and on SIGTERM, and sealed mode proven at a socket.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { createPgliteDatabase } from "../../src/db/pglite.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import type { ClaimedJob } from "../../src/job/job.ts";
+import { JobStore } from "../../src/job/job_store.ts";
+import {
+  createWorker,
+  JobAbortedError,
+  type JobContext,
+  type Worker,
+  type WorkerLogger,
+} from "../../src/worker/mod.ts";
+import { withStore } from "../_store.ts";
+
+const SILENT: WorkerLogger = { info() {}, warn() {}, error() {} };
+
+async function until(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
+  const start = performance.now();
+  while (!(await check())) {
+    if (performance.now() - start > timeoutMs) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return performance.now() - start;
+}
+
+function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => resolve = r);
+  return { promise, resolve };
+}
+
+/** Resolves when `signal` aborts, with its reason; never rejects. */
+function aborted(signal: AbortSignal): Promise<unknown> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(signal.reason);
+    signal.addEventListener("abort", () => resolve(signal.reason), { once: true });
+  });
+}
+
+/** Creates a job and schedules it at once. */
+async function scheduledJob(
+  store: JobStore,
+  type: string,
+  options: { payload?: unknown; maxRetries?: number } = {},
+): Promise<string> {
+  const { job } = await store.create(type, options.payload ?? {}, {
+    retryPolicy: { maxRetries: options.maxRetries ?? 3, initialDelayMs: 0, jitter: 0 },
+  });
+  await store.schedule(job.id);
+  return job.id;
+}
+
+async function stopAll(workers: Worker[]): Promise<void> {
+  await Promise.all(workers.map((worker) => worker.stop({ deadlineMs: 1000 })));
+}
+
+Deno.test("createWorker() runs 2,000 jobs on 4 workers: none lost, none run twice (job_history)", async () => {
+  await withStore(async ({ db, store, connect }) => {
+    const runs = new Map<string, number>();
+    const handlers = {
+      bulk: async (job: ClaimedJob) => {
+        runs.set(job.id, (runs.get(job.id) ?? 0) + 1);
+        if (Math.random() < 0.1) await new Promise((resolve) => setTimeout(resolve, 1));
+        return { n: (job.payload as { n: number }).n };
+      },
+    };
+    const workers = [1, 2, 3, 4].map((i) =>
+      createWorker({ db: connect(3), handlers, workerId: `bulk-${i}`, logger: SILENT })
+    );
+    await Promise.all(workers.map((worker) => worker.start()));
+    try {
+      await db.query(
+        `select count(*) from generate_series(1, 2000) g,
+           lateral jobengine.create_job(p_type => 'bulk', p_payload => jsonb_build_object('n', g)) j`,
+      );
+      const started = performance.now();
+      while (await store.scheduleReady(1000) > 0) { /* promote them all */ }
+      const completed = () => workers.reduce((sum, w) => sum + w.stats.completed, 0);
+      await until(() => completed() === 2000, 60_000, "2,000 completions");
+      const elapsed = performance.now() - started;
+      console.log(
+        `2,000 jobs on 4 workers x 8 slots: ${Math.round(elapsed)} ms ` +
+          `(${Math.round(2000 / (elapsed / 1000))} jobs/s); per worker: ` +
+          workers.map((w) => w.stats.completed).join(", "),
+      );
+    } finally {
+      await stopAll(workers);
+    }
+
+    const [totals] = await db.query<{ completed: number; started: number; other: number }>(
+      `select count(*) filter (where from_status = 'running' and to_status = 'completed')::int as completed,
+              count(*) filter (where from_status = 'scheduled' and to_status = 'running')::int as started,
+              count(*) filter (where to_status in ('failed', 'cancelled'))::int as other
+         from jobengine.job_history`,
+    );
+    assert.deepEqual(totals, { completed: 2000, started: 2000, other: 0 });
+    const twice = await db.query(
+      `select job_id from jobengine.job_history
+        where from_status = 'running' and to_status = 'completed'
+        group by job_id having count(*) <> 1`,
+    );
+    assert.equal(twice.length, 0, "every job completed exactly once");
+    const [jobs] = await db.query<{ n: number; results: number }>(
+      `select count(*)::int as n, count(distinct (result ->> 'n'))::int as results
+         from jobengine.jobs where status = 'completed' and type = 'bulk'`,
+    );
+    assert.deepEqual(jobs, { n: 2000, results: 2000 });
+    assert.equal(runs.size, 2000);
+    assert.ok([...runs.values()].every((n) => n === 1), "no handler ran twice");
+    for (const worker of workers) {
+      assert.ok(worker.stats.completed > 0, `${worker.workerId} worked`);
+    }
+  });
+});
+
+Deno.test("createWorker() wakes on LISTEN jobengine_ready, not on its poll (PostgreSQL)", async () => {
+  await withStore(async ({ store, connect }) => {
+    const done = deferred<number>();
+    const worker = createWorker({
+      db: connect(2),
+      handlers: { wake: () => Promise.resolve(done.resolve(performance.now())) },
+      pollIntervalMs: 60_000,
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const scheduledAt = performance.now();
+      await scheduledJob(store, "wake");
+      const ranAt = await done.promise;
+      assert.ok(ranAt - scheduledAt < 1000, `woke after ${Math.round(ranAt - scheduledAt)} ms`);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+Deno.test("createWorker() wakes on LISTEN jobengine_ready on the embedded PGlite", async () => {
+  const db = await createPgliteDatabase();
+  try {
+    await migrate(db);
+    const store = new JobStore(db);
+    const worker = createWorker({
+      db,
+      handlers: { embedded: (job) => Promise.resolve({ echo: job.payload }) },
+      pollIntervalMs: 60_000,
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const id = await scheduledJob(store, "embedded", { payload: { hello: "pglite" } });
+      await until(async () => (await store.get(id)).status === "completed", 3000, "completion");
+      assert.deepEqual((await store.get(id)).result, { echo: { hello: "pglite" } });
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("createWorker() completes a job with the handler's result; ctx.heartbeat() extends the lease", async () => {
+  await withStore(async ({ store, connect }) => {
+    let expiresBefore = "";
+    const worker = createWorker({
+      db: connect(2),
+      handlers: {
+        echo: async (job: ClaimedJob, ctx: JobContext) => {
+          expiresBefore = job.leaseExpiresAt;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          await ctx.heartbeat();
+          return { payload: job.payload, when: new Date(0) };
+        },
+      },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const id = await scheduledJob(store, "echo", { payload: { x: 1 } });
+      await until(async () => (await store.get(id)).status === "completed", 5000, "completion");
+      const job = await store.get(id);
+      assert.deepEqual(job.result, { payload: { x: 1 }, when: "1970-01-01T00:00:00.000Z" });
+      const history = await store.history(id);
+      assert.deepEqual(history.map((h) => h.toStatus), [
+        "pending",
+        "scheduled",
+        "running",
+        "completed",
+      ]);
+      assert.equal(history[2]!.actor, worker.workerId);
+      assert.ok(expiresBefore !== "");
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+Deno.test("createWorker(): a thrown error fails the job with message, code and stack stored", async () => {
+  await withStore(async ({ store, connect }) => {
+    class QuotaError extends Error {
+      code = "quota_exceeded";
+      constructor(message: string) {
+        super(message);
+        this.name = "QuotaError";
+      }
+    }
+    const worker = createWorker({
+      db: connect(2),
+      handlers: {
+        coded: () => Promise.reject(new QuotaError("Quota of 10 exceeded")),
+        plain: () => Promise.reject(new TypeError("x is not a function")),
+        thrown: () => Promise.reject("a string"),
+      },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const coded = await scheduledJob(store, "coded", { maxRetries: 0 });
+      const plain = await scheduledJob(store, "plain", { maxRetries: 0 });
+      const thrown = await scheduledJob(store, "thrown", { maxRetries: 1 });
+      await until(
+        async () =>
+          (await Promise.all([coded, plain, thrown].map((id) => store.get(id))))
+            .every((job) => job.status === "failed" && job.terminal),
+        5000,
+        "three terminal failures",
+      );
+      const codedJob = await store.get(coded);
+      assert.equal(codedJob.lastError?.message, "Quota of 10 exceeded");
+      assert.equal(codedJob.lastError?.code, "quota_exceeded");
+      assert.match(String(codedJob.lastError?.stack), /QuotaError: Quota of 10 exceeded\n\s+at /);
+      const plainJob = await store.get(plain);
+      assert.equal(plainJob.lastError?.code, "TypeError");
+      assert.equal(plainJob.lastError?.message, "x is not a function");
+      const thrownJob = await store.get(thrown);
+      assert.equal(thrownJob.attempt, 2, "retried once, then terminal");
+      assert.deepEqual(thrownJob.lastError, {
+        message: "a string",
+        code: "non_error_thrown",
+        stack: null,
+      });
+      assert.equal(worker.stats.failed, 4);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+Deno.test("createWorker(): cancelling a running job aborts its handler's ctx.signal at once", async () => {
+  await withStore(async ({ store, connect }) => {
+    const started = deferred<AbortSignal>();
+    const worker = createWorker({
+      db: connect(2),
+      handlers: {
+        long: (_job: ClaimedJob, ctx: JobContext) => {
+          started.resolve(ctx.signal);
+          return new Promise((_, reject) => {
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason));
+          });
+        },
+      },
+      logger: SILENT,
+    });
+    const abortedJobs: string[] = [];
+    worker.on("aborted", ({ job, reason }) => abortedJobs.push(`${job.id}:${reason}`));
+    await worker.start();
+    try {
+      const id = await scheduledJob(store, "long");
+      const signal = await started.promise;
+      const cancelledAt = performance.now();
+      await store.cancel(id, "operator changed their mind");
+      const reason = await aborted(signal);
+      const latency = performance.now() - cancelledAt;
+      assert.ok(reason instanceof JobAbortedError);
+      assert.equal(reason.reason, "cancelled");
+      // Heartbeats come every 10 s here: the abort came from jobengine_events.
+      assert.ok(latency < 1000, `aborted ${Math.round(latency)} ms after the cancel`);
+      await until(() => abortedJobs.length === 1, 2000, "the aborted event");
+      assert.deepEqual(abortedJobs, [`${id}:cancelled`]);
+      assert.equal(worker.running, 0);
+      const job = await store.get(id);
+      assert.equal(job.status, "cancelled");
+      assert.deepEqual((await store.history(id)).map((h) => h.toStatus).slice(-1), ["cancelled"]);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+Deno.test("createWorker(): a heartbeat refused because the job was cancelled aborts with reason cancelled", async () => {
+  await withStore(async ({ store, connect }) => {
+    const started = deferred<JobContext>();
+    const worker = createWorker({
+      db: connect(2),
+      handlers: {
+        beat: (_job: ClaimedJob, ctx: JobContext) => {
+          started.resolve(ctx);
+          return aborted(ctx.signal);
+        },
+      },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const id = await scheduledJob(store, "beat");
+      const ctx = await started.promise;
+      await store.cancel(id);
+      // Whichever comes first, the events check or this heartbeat, the reason is the same.
+      await ctx.heartbeat().catch(() => {});
+      const reason = await aborted(ctx.signal) as JobAbortedError;
+      assert.equal(reason.reason, "cancelled");
+      await assert.rejects(ctx.heartbeat(), JobAbortedError);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+Deno.test("createWorker(): a lease lost to expiry aborts the handler and the job runs again", async () => {
+  await withStore(async ({ store, connect }) => {
+    const reasons: string[] = [];
+    const worker = createWorker({
+      db: connect(2),
+      leaseSeconds: 1,
+      heartbeatIntervalMs: 60_000, // a stalled heartbeat: the lease lapses after 1 s
+      handlers: {
+        stall: async (job: ClaimedJob, ctx: JobContext) => {
+          if (job.attempt === 1) {
+            const reason = await aborted(ctx.signal) as JobAbortedError;
+            reasons.push(reason.reason);
+            throw reason;
+          }
+          return { attempt: job.attempt };
+        },
+      },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const id = await scheduledJob(store, "stall", { maxRetries: 2 });
+      await until(() => reasons.length === 1, 3000, "the handler to be aborted");
+      assert.deepEqual(reasons, ["lease_lost"]);
+      await until(async () => (await store.reapExpiredLeases()) === 1, 3000, "the reaper");
+      await until(async () => (await store.get(id)).status === "completed", 5000, "the retry");
+      const job = await store.get(id);
+      assert.equal(job.attempt, 2);
+      assert.deepEqual(job.result, { attempt: 2 });
+      const history = await store.history(id);
+      assert.deepEqual(
+        history.map((h) => `${h.fromStatus}->${h.toStatus}:${h.reason}`).slice(2),
+        [
+          "scheduled->running:claimed",
+          "running->failed:lease_expired",
+          "failed->scheduled:retry",
+          "scheduled->running:claimed",
+          "running->completed:completed",
+        ],
+      );
+      assert.equal(worker.stats.aborted, 1);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+Deno.test("Worker.stop() drains: no new claims, running handlers finish before the deadline", async () => {
+  await withStore(async ({ store, connect }) => {
+    const started = deferred();
+    const worker = createWorker({
+      db: connect(2),
+      handlers: {
+        slow: async () => {
+          started.resolve();
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return "done";
+        },
+      },
+      logger: SILENT,
+    });
+    await worker.start();
+    const id = await scheduledJob(store, "slow");
+    await started.promise;
+    const stopping = worker.stop({ deadlineMs: 5000 });
+    const later = await scheduledJob(store, "slow");
+    await stopping;
+    assert.equal(worker.running, 0);
+    assert.equal((await store.get(id)).status, "completed");
+    assert.equal((await store.get(id)).result, "done");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal((await store.get(later)).status, "scheduled", "nothing claimed while stopping");
+  });
+});
+
+Deno.test("Worker.stop() aborts handlers still running at the deadline and releases their jobs", async () => {
+  await withStore(async ({ store, connect }) => {
+    const started = deferred<AbortSignal>();
+    const worker = createWorker({
+      db: connect(2),
+      handlers: {
+        // ignores its signal: the worker must not wait for it
+        stuck: (_job: ClaimedJob, ctx: JobContext) => {
+          started.resolve(ctx.signal);
+          return new Promise(() => {});
+        },
+      },
+      logger: SILENT,
+    });
+    await worker.start();
+    const id = await scheduledJob(store, "stuck", { maxRetries: 3 });
+    const signal = await started.promise;
+    const stoppedAt = performance.now();
+    await worker.stop({ deadlineMs: 150 });
+    const took = performance.now() - stoppedAt;
+    assert.ok(took >= 140 && took < 2000, `stop took ${Math.round(took)} ms`);
+    assert.equal((signal.reason as JobAbortedError).reason, "shutdown");
+    const job = await store.get(id);
+    assert.equal(job.status, "scheduled", "released for another worker");
+    assert.equal(job.lastError?.code, "worker_shutdown");
+    assert.equal(worker.stats.released, 1);
+  });
+});
+
+Deno.test("A worker process drains on SIGTERM: a running job completes, a stuck one is released", async () => {
+  await withStore(async ({ store, url }) => {
+    for (const mode of ["finish", "stuck"] as const) {
+      const id = await scheduledJob(store, `sigterm-${mode}`, { maxRetries: 3 });
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("./_sigterm_worker.ts", import.meta.url).pathname, mode],
+        env: { DATABASE_URL: url },
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let output = "";
+      while (!output.includes("started ")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        output += value;
+      }
+      assert.match(output, new RegExp(`started ${id}`));
+      child.kill("SIGTERM");
+      const rest = (async () => {
+        while (!(await reader.read()).done) { /* drain */ }
+      })();
+      const [status, stderr] = await Promise.all([
+        child.status,
+        new Response(child.stderr).text(),
+        rest,
+      ]);
+      assert.equal(status.code, 0, stderr);
+      const job = await store.get(id);
+      if (mode === "finish") {
+        assert.equal(job.status, "completed");
+        assert.deepEqual(job.result, { finished: true });
+      } else {
+        assert.equal(job.status, "scheduled");
+        assert.equal(job.lastError?.code, "worker_shutdown");
+      }
+    }
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+// Sealed mode: the proof is a socket that counts connections.
+
+/** A TCP listener on 127.0.0.1 at a free port that counts connections and answers HTTP 200. */
+function countingListener(): { port: number; count(): number; close(): Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let count = 0;
+  const conns = new Set<Deno.Conn>();
+  const serving = (async () => {
+    try {
+      for await (const conn of listener) {
+        count++;
+        conns.add(conn);
+        (async () => {
+          try {
+            await conn.read(new Uint8Array(4096));
+            await conn.write(
+              new TextEncoder().encode(
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+              ),
+            );
+          } catch {
+            // the client went away
+          } finally {
+            conns.delete(conn);
+            try {
+              conn.close();
+            } catch { /* closed */ }
+          }
+        })();
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    count: () => count,
+    async close() {
+      listener.close();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+      await serving;
+    },
+  };
+}
+
+Deno.test("Sealed: fetch, WebSocket and Deno.connect in a handler fail with egress_denied, terminal, and the socket counts zero", async () => {
+  const target = countingListener();
+  try {
+    await withStore(async ({ db, store, connect }) => {
+      const url = `http://127.0.0.1:${target.port}/exfiltrate`;
+      const worker = createWorker({
+        db: connect(2),
+        sealed: true,
+        handlers: {
+          "egress.fetch": async () => (await fetch(url)).text(),
+          "egress.websocket": () => {
+            new WebSocket(`ws://127.0.0.1:${target.port}/`);
+            return Promise.resolve("opened");
+          },
+          "egress.connect": async () => {
+            const conn = await Deno.connect({ hostname: "127.0.0.1", port: target.port });
+            conn.close();
+          },
+          // swallows the refusal: the job must still fail
+          "egress.swallowed": async () => {
+            try {
+              await fetch(url);
+            } catch { /* ignored on purpose */ }
+            return "pretend all is well";
+          },
+        },
+        logger: SILENT,
+      });
+      await worker.start();
+      const types = ["egress.fetch", "egress.websocket", "egress.connect", "egress.swallowed"];
+      const ids: string[] = [];
+      try {
+        assert.equal(worker.sealed, true);
+        for (const type of types) ids.push(await scheduledJob(store, type, { maxRetries: 3 }));
+        await until(
+          async () =>
+            (await Promise.all(ids.map((id) => store.get(id)))).every((job) =>
+              job.status === "failed"
+            ),
+          5000,
+          "four failures",
+        );
+      } finally {
+        await worker.stop();
+      }
+      const apis = ["fetch", "WebSocket", "Deno.connect", "fetch"];
+      for (const [i, id] of ids.entries()) {
+        const job = await store.get(id);
+        assert.equal(job.terminal, true, `${types[i]} is not retried`);
+        assert.equal(job.attempt, 1);
+        assert.equal(job.lastError?.code, "egress_denied");
+        assert.equal(job.lastError?.host, "127.0.0.1");
+        assert.equal(job.lastError?.port, target.port);
+        const events = await db.query<{ data: Record<string, unknown>; actor: string }>(
+          `select data, actor from jobengine.timeline_events
+            where type = 'sealed.egress_blocked' and subject_id = $1::uuid`,
+          [id],
+        );
+        assert.equal(events.length, 1, `one sealed.egress_blocked event for ${types[i]}`);
+        assert.deepEqual(events[0]!.data, { host: "127.0.0.1", port: target.port, api: apis[i] });
+        assert.equal(events[0]!.actor, worker.workerId);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(target.count(), 0, "not one connection reached the listener");
+      assert.equal(typeof globalThis.fetch, "function");
+    });
+
+    // Unsealed, the same handler reaches the listener: the test can see traffic.
+    await withStore(async ({ store, connect }) => {
+      const worker = createWorker({
+        db: connect(2),
+        sealed: false,
+        handlers: {
+          "egress.fetch": async () =>
+            (await fetch(`http://127.0.0.1:${target.port}/exfiltrate`)).text(),
+        },
+        logger: SILENT,
+      });
+      await worker.start();
+      try {
+        const id = await scheduledJob(store, "egress.fetch");
+        await until(async () => (await store.get(id)).status === "completed", 5000, "completion");
+        assert.equal((await store.get(id)).result, "ok");
+      } finally {
+        await worker.stop();
+      }
+      assert.equal(target.count(), 1);
+    });
+  } finally {
+    await target.close();
+  }
+});
+
+Deno.test("Sealed by the database: a worker follows set_sealed(true) and installs the guard", async () => {
+  await withStore(async ({ store, connect }) => {
+    const worker = createWorker({
+      db: connect(2),
+      handlers: { noop: () => Promise.resolve() },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      assert.equal(worker.sealed, false);
+      await store.setSealed(true);
+      await until(() => worker.sealed, 2000, "the worker to seal");
+      await store.setSealed(false);
+      await until(() => !worker.sealed, 2000, "the worker to unseal");
+    } finally {
+      await worker.stop();
+    }
+    assert.equal(worker.sealed, false);
+  });
+});
