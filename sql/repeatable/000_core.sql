@@ -173,8 +173,12 @@ begin
   v_delay := case coalesce(p_policy ->> 'backoff', 'exponential')
     when 'fixed' then v_initial
     when 'linear' then v_initial * p_n
-    -- cap the exponent first so huge n cannot overflow double precision
-    else v_initial * pg_catalog.power(v_multiplier, least(p_n - 1, 1000)::double precision)
+    -- past e^600 the delay is far beyond any cap: skip power() so huge n cannot overflow
+    else case
+      when v_initial = 0 then 0
+      when (p_n - 1) * pg_catalog.ln(v_multiplier) > 600 then 'Infinity'::double precision
+      else v_initial * pg_catalog.power(v_multiplier, (p_n - 1)::double precision)
+    end
   end;
   return pg_catalog.floor(least(v_delay, v_max));
 end;

@@ -33,8 +33,22 @@ begin
   if p_options ? 'dependsOn' and pg_catalog.jsonb_typeof(p_options -> 'dependsOn') <> 'array' then
     perform jobengine._invalid_argument('dependsOn', 'must be an array of job ids');
   end if;
-  if p_options ? 'notBefore' and pg_catalog.jsonb_typeof(p_options -> 'notBefore') not in ('string', 'null') then
-    perform jobengine._invalid_argument('notBefore', 'must be an ISO 8601 timestamp');
+  if p_options ? 'dependsOn' and exists (
+    select from pg_catalog.jsonb_array_elements(p_options -> 'dependsOn') d(value)
+     where pg_catalog.jsonb_typeof(d.value) <> 'string'
+        or (d.value #>> '{}') !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$'
+  ) then
+    perform jobengine._invalid_argument('dependsOn', 'must be an array of job ids (uuid)');
+  end if;
+  if p_options ? 'notBefore' and pg_catalog.jsonb_typeof(p_options -> 'notBefore') <> 'null' then
+    if pg_catalog.jsonb_typeof(p_options -> 'notBefore') <> 'string' then
+      perform jobengine._invalid_argument('notBefore', 'must be an ISO 8601 timestamp');
+    end if;
+    begin
+      perform (p_options ->> 'notBefore')::timestamptz;
+    exception when data_exception then
+      perform jobengine._invalid_argument('notBefore', 'must be an ISO 8601 timestamp');
+    end;
   end if;
   if p_options ? 'requiresNetwork' and pg_catalog.jsonb_typeof(p_options -> 'requiresNetwork') <> 'boolean' then
     perform jobengine._invalid_argument('requiresNetwork', 'must be true or false');
@@ -219,8 +233,13 @@ begin
     if pg_catalog.jsonb_typeof(p_jobs -> v_i) <> 'object' then
       perform jobengine._invalid_argument(format('jobs[%s]', v_i), 'must be an object');
     end if;
-    perform jobengine._check_options((p_jobs -> v_i) - array['ref', 'type', 'payload'],
-      array['priority', 'dependsOn', 'retryPolicy', 'maxRetries', 'notBefore', 'requiresNetwork', 'correlationId']);
+    perform jobengine._check_options((p_jobs -> v_i) - array['ref', 'type', 'payload', 'dependsOn'],
+      array['priority', 'retryPolicy', 'maxRetries', 'notBefore', 'requiresNetwork', 'correlationId']);
+    if (p_jobs -> v_i) ? 'dependsOn' and (pg_catalog.jsonb_typeof(p_jobs -> v_i -> 'dependsOn') <> 'array'
+       or exists (select from pg_catalog.jsonb_array_elements(p_jobs -> v_i -> 'dependsOn') d(value)
+                   where pg_catalog.jsonb_typeof(d.value) <> 'string')) then
+      perform jobengine._invalid_argument(format('jobs[%s].dependsOn', v_i), 'must be an array of refs or job ids');
+    end if;
     if pg_catalog.jsonb_typeof(p_jobs -> v_i -> 'ref') is distinct from 'string'
        or pg_catalog.char_length(p_jobs -> v_i ->> 'ref') not between 1 and 200 then
       perform jobengine._invalid_argument(format('jobs[%s].ref', v_i), 'must be a string of 1 to 200 characters');
@@ -701,6 +720,10 @@ begin
   if not found then
     perform jobengine._not_found(p_id);
   end if;
+  if v_job.status <> 'failed' then
+    perform jobengine._invalid_transition(p_id, v_job.status, 'scheduled',
+      'retry_job retries failed jobs; use schedule_job for a pending one.');
+  end if;
   perform jobengine._set_context('manual_retry', p_actor);
   update jobengine.jobs j set status = 'scheduled', not_before = pg_catalog.now()
    where j.id = p_id returning * into v_job;
@@ -766,7 +789,8 @@ begin
   -- take a transaction id before the sequence value (see TimelineEventEmitter's gap handling)
   perform pg_catalog.pg_current_xact_id();
   if p_job_id is not null then
-    select j.tenant_id, j.correlation_id into v_tenant, v_correlation from jobengine.jobs j where j.id = p_job_id;
+    select coalesce(j.tenant_id, p_tenant), j.correlation_id into v_tenant, v_correlation
+      from (select) one left join jobengine.jobs j on j.id = p_job_id;
   end if;
   insert into jobengine.timeline_events (type, tenant_id, subject_kind, subject_id, correlation_id, actor, data)
   values ('sealed.egress_blocked', coalesce(v_tenant, 'default'), case when p_job_id is null then 'system' else 'job' end,

@@ -85,7 +85,12 @@ export class RetryPolicy implements RetryPolicyOptions {
         delay = this.initialDelayMs * n;
         break;
       case "exponential":
-        delay = this.initialDelayMs * Math.pow(this.multiplier, Math.min(n - 1, 1000));
+        // the same guard as SQL: past e^600 the delay is beyond any cap (and 0 * Infinity is NaN)
+        delay = this.initialDelayMs === 0
+          ? 0
+          : (n - 1) * Math.log(this.multiplier) > 600
+          ? Infinity
+          : this.initialDelayMs * Math.pow(this.multiplier, n - 1);
         break;
     }
     return Math.floor(Math.min(delay, this.maxDelayMs));
