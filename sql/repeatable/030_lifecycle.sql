@@ -45,7 +45,9 @@ begin
       perform jobengine._invalid_argument('notBefore', 'must be an ISO 8601 timestamp');
     end if;
     begin
-      perform (p_options ->> 'notBefore')::timestamptz;
+      if not pg_catalog.isfinite((p_options ->> 'notBefore')::timestamptz) then
+        perform jobengine._invalid_argument('notBefore', 'must be a finite timestamp');
+      end if;
     exception when data_exception then
       perform jobengine._invalid_argument('notBefore', 'must be an ISO 8601 timestamp');
     end;

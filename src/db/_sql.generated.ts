@@ -831,7 +831,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "2f3e838fd1f5f2f6ec0f0e862f8cbe1cfce8d7ae037d0217991b61817baab4f8",
+    checksum: "0be0687565f912a7aa81db0064aede8abcf26e360daf9b900bca5d9f2b9c9f18",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -879,7 +879,9 @@ begin
       perform jobengine._invalid_argument('notBefore', 'must be an ISO 8601 timestamp');
     end if;
     begin
-      perform (p_options ->> 'notBefore')::timestamptz;
+      if not pg_catalog.isfinite((p_options ->> 'notBefore')::timestamptz) then
+        perform jobengine._invalid_argument('notBefore', 'must be a finite timestamp');
+      end if;
     exception when data_exception then
       perform jobengine._invalid_argument('notBefore', 'must be an ISO 8601 timestamp');
     end;
