@@ -270,8 +270,11 @@ begin
     return null;
   end if;
 
-  -- 1. completions: count down dependents, schedule the ones that reach zero
-  if v_completed is not null then
+  -- 1. completions: count down dependents, schedule the ones that reach zero (most jobs have no
+  --    dependents: one index probe, and no nested UPDATE that would fire these triggers again)
+  if v_completed is not null and exists (
+    select from jobengine.job_dependencies d where d.depends_on_id = any (v_completed)
+  ) then
     with counts as (
       select d.job_id, count(*)::integer as n
         from jobengine.job_dependencies d
@@ -293,6 +296,12 @@ begin
   -- 2. terminal failures and cancellations: cancel pending dependents, transitively, in one
   --    statement per reason (so the nesting depth stays bounded for any chain length)
   if v_failed is null and v_cancelled is null then
+    return null;
+  end if;
+  if not exists (
+    select from jobengine.job_dependencies d
+     where d.depends_on_id = any (coalesce(v_failed, '{}') || coalesce(v_cancelled, '{}'))
+  ) then
     return null;
   end if;
 

@@ -399,7 +399,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "0b5a22d61892adbd9588ce41a5d438ca87931c6782b769b9c0c6d479e2385ae5",
+    checksum: "943464a2ba44f6fd8862053eb6db0eda33447b635001e6b74bd75f5548cf924f",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -672,8 +672,11 @@ begin
     return null;
   end if;
 
-  -- 1. completions: count down dependents, schedule the ones that reach zero
-  if v_completed is not null then
+  -- 1. completions: count down dependents, schedule the ones that reach zero (most jobs have no
+  --    dependents: one index probe, and no nested UPDATE that would fire these triggers again)
+  if v_completed is not null and exists (
+    select from jobengine.job_dependencies d where d.depends_on_id = any (v_completed)
+  ) then
     with counts as (
       select d.job_id, count(*)::integer as n
         from jobengine.job_dependencies d
@@ -695,6 +698,12 @@ begin
   -- 2. terminal failures and cancellations: cancel pending dependents, transitively, in one
   --    statement per reason (so the nesting depth stays bounded for any chain length)
   if v_failed is null and v_cancelled is null then
+    return null;
+  end if;
+  if not exists (
+    select from jobengine.job_dependencies d
+     where d.depends_on_id = any (coalesce(v_failed, '{}') || coalesce(v_cancelled, '{}'))
+  ) then
     return null;
   end if;
 
