@@ -1,0 +1,104 @@
+/**
+ * The HTTP API (SPEC section 6): a thin factory that wires the route modules, the one error
+ * handler and the request metrics into a Hono app. Nothing here is runtime-specific: the app
+ * (or {@linkcode createFetchHandler}) runs on any host with Web-standard `Request`/`Response`.
+ *
+ * @example
+ * ```ts
+ * const app = createApp({ db });
+ * Deno.serve({ port: 8080 }, app.fetch);
+ * ```
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { methodNotAllowed } from "hono/method-not-allowed";
+import type { Database } from "../db/port.ts";
+import type { TimelineEventEmitter } from "../events/timeline_event_emitter.ts";
+import { JobStore } from "../job/job_store.ts";
+import { type Logger, SILENT_LOGGER } from "../runtime/logger.ts";
+import { Metrics } from "./metrics.ts";
+import { createErrorHandler, methodNotAllowedResponse, notFoundResponse } from "./problem.ts";
+import { createEventHub } from "./routes/events.ts";
+import { eventRoutes } from "./routes/events.ts";
+import { jobRoutes } from "./routes/jobs.ts";
+import { systemRoutes } from "./routes/system.ts";
+import { workflowRoutes } from "./routes/workflows.ts";
+import { type ApiDeps, type ApiEnv, type Route, toHandler } from "./_route.ts";
+import denoJson from "../../deno.json" with { type: "json" };
+
+/** The default request body limit: 1 MiB. */
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** The version reported by `/api/v1/system` unless {@linkcode AppOptions.version} is given. */
+export const VERSION: string = denoJson.version;
+
+/** Options of {@linkcode createApp}. */
+export interface AppOptions {
+  /** The database. */
+  db: Database;
+  /** The job store (default: a new one over `db`). */
+  store?: JobStore;
+  /** Reported by `/api/v1/system` (default: the package version). */
+  version?: string;
+  /** Largest accepted request body (default 1 MiB; `JOBENGINE_BODY_LIMIT` in `deno task start`). */
+  bodyLimitBytes?: number;
+  /**
+   * The emitter behind `GET /events` (default: one created on first use and stopped when the
+   * last stream closes). A caller-provided emitter is started if needed and never stopped here.
+   */
+  emitter?: TimelineEventEmitter;
+  /** The metrics registry (default: a new one). */
+  metrics?: Metrics;
+  /** Whether the process runs sealed; `/system` reports sealed if this or the database says so. */
+  sealed?: boolean;
+  /** Where errors are logged (default silent). */
+  logger?: Logger;
+  /** SSE heartbeat interval in milliseconds (default 15000). */
+  sseHeartbeatMs?: number;
+}
+
+/** Creates the Hono app. */
+export function createApp(options: AppOptions): Hono<ApiEnv> {
+  const logger = options.logger ?? SILENT_LOGGER;
+  const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const deps: ApiDeps = {
+    db: options.db,
+    store: options.store ?? new JobStore(options.db),
+    metrics: options.metrics ?? new Metrics(),
+    events: createEventHub(options.db, { emitter: options.emitter, logger }),
+    logger,
+    version: options.version ?? VERSION,
+    sealed: options.sealed ?? false,
+    sseHeartbeatMs: options.sseHeartbeatMs ?? 15_000,
+  };
+
+  const app = new Hono<ApiEnv>();
+  app.use(async (c, next) => {
+    await next();
+    deps.metrics.observeRequest(c.get("routePattern") ?? "unmatched", c.req.method, c.res.status);
+  });
+  app.use(methodNotAllowed({ app, onMethodNotAllowed: methodNotAllowedResponse }));
+
+  const routes: Route[] = [];
+  routes.push(
+    ...jobRoutes(deps),
+    ...workflowRoutes(deps),
+    ...eventRoutes(deps),
+    ...systemRoutes(deps, () => routes),
+  );
+  for (const route of routes) {
+    app.on(route.method, route.path, toHandler(route, { bodyLimitBytes }));
+  }
+  app.notFound(notFoundResponse);
+  app.onError(createErrorHandler({ logger }));
+  return app;
+}
+
+/** Creates a plain `fetch` handler for any Web-standard host (Deno, Bun, workers, Node adapters). */
+export function createFetchHandler(
+  options: AppOptions,
+): (request: Request) => Promise<Response> {
+  const app = createApp(options);
+  return async (request) => await app.fetch(request);
+}

@@ -1,0 +1,164 @@
+/**
+ * `GET /api/v1/events`: the timeline as Server-Sent Events, fed by the TimelineEventEmitter.
+ *
+ * Each event is `id: <sequence>`, `event: <type>`, `data: <EventEnvelope JSON>`. Resume with
+ * the `Last-Event-ID` header (what browsers send on reconnect; it wins) or `?after=<sequence>`:
+ * every later event of the tenant comes exactly once, in order, with no gap at the seam
+ * between the replay from the table and the live stream. Without either, the stream starts
+ * "now". `?types=job.completed,job.failed` filters; the tenant is `X-Tenant-Id` (default
+ * `default`). A comment line (`: heartbeat`) is written every 15 s to keep proxies from closing
+ * an idle stream. When the client disconnects, the subscription ends. A client that reads too
+ * slowly (more than {@linkcode MAX_QUEUED_EVENTS} events behind) is disconnected; it resumes
+ * where it stopped with `Last-Event-ID`.
+ *
+ * @module
+ */
+import { streamSSE } from "hono/streaming";
+import type { Database } from "../../db/port.ts";
+import type { EventEnvelope } from "../../job/job.ts";
+import type { Logger } from "../../runtime/logger.ts";
+import { TimelineEventEmitter } from "../../events/timeline_event_emitter.ts";
+import { EventsHeaders, EventsQuery } from "../schemas.ts";
+import { type ApiDeps, defineRoute, type Route } from "../_route.ts";
+import { API_PREFIX, stripEventStack } from "./jobs.ts";
+
+/** Events buffered for one slow client before it is disconnected (it then resumes). */
+export const MAX_QUEUED_EVENTS = 10_000;
+
+/** Gives the SSE route a running emitter, and takes it back. */
+export interface EventHub {
+  /** Returns a started emitter; pair with {@linkcode EventHub.release}. */
+  acquire(): Promise<TimelineEventEmitter>;
+  /** Gives back what {@linkcode EventHub.acquire} returned. */
+  release(): Promise<void>;
+}
+
+/**
+ * Creates the hub. With an emitter from the caller, that one is used (started if needed, never
+ * stopped here). Without, the hub creates its own on first use and stops it when the last
+ * stream closes, so an app that never streams holds no LISTEN connection or timer.
+ */
+export function createEventHub(
+  db: Database,
+  options: { emitter?: TimelineEventEmitter; logger?: Logger } = {},
+): EventHub {
+  const owned = !options.emitter;
+  const emitter = options.emitter ?? new TimelineEventEmitter(db, { logger: options.logger });
+  let users = 0;
+  let transition: Promise<void> = Promise.resolve();
+  return {
+    acquire() {
+      users++;
+      const step = transition.then(async () => {
+        if (!emitter.started) await emitter.start();
+      });
+      transition = step.catch(() => {});
+      return step.then(() => emitter, (error) => {
+        users--;
+        throw error;
+      });
+    },
+    release() {
+      users--;
+      const step = transition.then(async () => {
+        if (owned && users === 0 && emitter.started) await emitter.stop();
+      });
+      transition = step.catch(() => {});
+      return step;
+    },
+  };
+}
+
+function encode(event: EventEnvelope): string {
+  return JSON.stringify(stripEventStack(event));
+}
+
+/** The event stream route. */
+export function eventRoutes(deps: ApiDeps): Route[] {
+  return [
+    defineRoute({
+      method: "GET",
+      path: `${API_PREFIX}/events`,
+      operationId: "streamEvents",
+      summary: "Timeline events as Server-Sent Events (resume with Last-Event-ID or ?after=)",
+      description: "`id` is the event's sequence, `event` its type, `data` the EventEnvelope. " +
+        "Resuming loses nothing and repeats nothing. Heartbeat comments every 15 s.",
+      tag: "events",
+      tenant: true,
+      query: EventsQuery,
+      headers: EventsHeaders,
+      responses: [{
+        status: 200,
+        description: "An endless text/event-stream",
+        contentType: "text/event-stream",
+      }],
+      errors: [400, 503],
+      handler: async (c, { query, headers, tenantId }) => {
+        const after = headers["last-event-id"] ?? query.after;
+        const emitter = await deps.events.acquire();
+        const queue: EventEnvelope[] = [];
+        let overflow = false;
+        let closed = false;
+        let notify: (() => void) | null = null;
+        const wake = () => {
+          const resolve = notify;
+          notify = null;
+          resolve?.();
+        };
+        const unsubscribe = emitter.subscribe(
+          { after, tenantId, types: query.types },
+          (event) => {
+            if (overflow) return;
+            if (queue.length >= MAX_QUEUED_EVENTS) overflow = true;
+            else queue.push(event);
+            wake();
+          },
+        );
+        let cleaned = false;
+        const cleanup = async () => {
+          if (cleaned) return;
+          cleaned = true;
+          closed = true;
+          unsubscribe();
+          wake();
+          await deps.events.release();
+        };
+        const onAbort = () => void cleanup();
+        c.req.raw.signal.addEventListener("abort", onAbort, { once: true });
+        c.header("x-accel-buffering", "no");
+        return streamSSE(c, async (stream) => {
+          stream.onAbort(onAbort);
+          try {
+            await stream.write("retry: 2000\n: connected\n\n");
+            while (!closed && !stream.aborted) {
+              const event = queue.shift();
+              if (event) {
+                await stream.writeSSE({
+                  id: String(event.sequence),
+                  event: event.type,
+                  data: encode(event),
+                });
+                continue;
+              }
+              if (overflow) break;
+              let timer: ReturnType<typeof setTimeout> | undefined;
+              const beat = await new Promise<boolean>((resolve) => {
+                notify = () => resolve(false);
+                timer = setTimeout(() => resolve(true), deps.sseHeartbeatMs);
+              });
+              clearTimeout(timer);
+              notify = null;
+              if (beat && !closed) await stream.write(": heartbeat\n\n");
+            }
+          } catch (error) {
+            // logged, never written to the client (no message leaks)
+            deps.logger.warn("Event stream failed", { error });
+          } finally {
+            c.req.raw.signal.removeEventListener("abort", onAbort);
+            await cleanup();
+          }
+        });
+      },
+    }),
+  ];
+}
