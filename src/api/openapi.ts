@@ -91,11 +91,16 @@ function parameters(where: Parameter["in"], schema: AnySchema | undefined): Para
   });
 }
 
+/** Header names as the SPEC spells them (HTTP header names are case-insensitive). */
+const HEADER_NAMES: Readonly<Record<string, string>> = {
+  "x-tenant-id": "X-Tenant-Id",
+  "x-actor": "X-Actor",
+  "last-event-id": "Last-Event-ID",
+};
+
 function headerName(name: string): string {
-  if (name === "last-event-id") return "Last-Event-ID";
-  return name.split("-").map((part) =>
-    part.length <= 2 ? part.toUpperCase() : part[0]!.toUpperCase() + part.slice(1)
-  ).join("-");
+  return HEADER_NAMES[name] ??
+    name.split("-").map((part) => part.charAt(0).toUpperCase() + part.slice(1)).join("-");
 }
 
 function openApiPath(path: string): string {

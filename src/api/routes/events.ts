@@ -5,7 +5,7 @@
  * the `Last-Event-ID` header (what browsers send on reconnect; it wins) or `?after=<sequence>`:
  * every later event of the tenant comes exactly once, in order, with no gap at the seam
  * between the replay from the table and the live stream. Without either, the stream starts
- * "now". `?types=job.completed,job.failed` filters; the tenant is `X-Tenant-Id` (default
+ * "now": after the largest sequence at the time of the request. `?types=job.completed,job.failed` filters; the tenant is `X-Tenant-Id` (default
  * `default`). A comment line (`: heartbeat`) is written every 15 s to keep proxies from closing
  * an idle stream. When the client disconnects, the subscription ends. A client that reads too
  * slowly (more than {@linkcode MAX_QUEUED_EVENTS} events behind) is disconnected; it resumes
@@ -69,6 +69,13 @@ export function createEventHub(
   };
 }
 
+async function latestSequence(deps: ApiDeps): Promise<number> {
+  const [row] = await deps.db.query<{ max: number | null }>(
+    `select coalesce(max(sequence), 0) as max from jobengine.timeline_events`,
+  );
+  return Number(row?.max ?? 0);
+}
+
 function encode(event: EventEnvelope): string {
   return JSON.stringify(stripEventStack(event));
 }
@@ -94,7 +101,9 @@ export function eventRoutes(deps: ApiDeps): Route[] {
       }],
       errors: [400, 503],
       handler: async (c, { query, headers, tenantId }) => {
-        const after = headers["last-event-id"] ?? query.after;
+        // "From now" is pinned before the response starts: every event allocated after this
+        // read is delivered, however long the emitter takes to settle its own start.
+        const after = headers["last-event-id"] ?? query.after ?? await latestSequence(deps);
         const emitter = await deps.events.acquire();
         const queue: EventEnvelope[] = [];
         let overflow = false;
@@ -123,8 +132,9 @@ export function eventRoutes(deps: ApiDeps): Route[] {
           wake();
           await deps.events.release();
         };
+        // A client disconnect cancels the response body, which aborts the stream (Deno, Bun,
+        // Node adapters alike); request.signal is not used: Deno aborts it on normal completion too.
         const onAbort = () => void cleanup();
-        c.req.raw.signal.addEventListener("abort", onAbort, { once: true });
         c.header("x-accel-buffering", "no");
         return streamSSE(c, async (stream) => {
           stream.onAbort(onAbort);
@@ -154,7 +164,6 @@ export function eventRoutes(deps: ApiDeps): Route[] {
             // logged, never written to the client (no message leaks)
             deps.logger.warn("Event stream failed", { error });
           } finally {
-            c.req.raw.signal.removeEventListener("abort", onAbort);
             await cleanup();
           }
         });
