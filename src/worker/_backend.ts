@@ -28,6 +28,18 @@ export interface BackendConfig {
   tenantId?: string;
 }
 
+/** A lease the worker holds: the job, its lease and its tenant. */
+export interface LeaseRef {
+  id: string;
+  leaseId: string;
+  tenantId: string;
+}
+
+/** One completion: the lease and the handler's result (already JSON-safe). */
+export interface LeaseCompletion extends LeaseRef {
+  result: unknown;
+}
+
 /** A held lease that is no longer held, as a lease check found it. */
 export interface LostLease {
   /** The job's status now (`cancelled`, `failed`, `scheduled`, ...), or null when it is gone. */
@@ -50,17 +62,15 @@ export interface WorkerBackend {
   readonly kind: "database" | "http";
   /** Claims up to `limit` due jobs of the worker's types. */
   claim(limit: number): Promise<ClaimedJob[]>;
-  /** Extends a lease; throws {@linkcode LeaseMismatchError} when it is gone. */
-  heartbeat(id: string, leaseId: string): Promise<void>;
+  /**
+   * Extends a lease; throws {@linkcode LeaseMismatchError} when it is gone, with the job's
+   * `status` in its details when known.
+   */
+  heartbeat(lease: LeaseRef): Promise<void>;
   /** Completes a batch; returns the ids whose lease held. */
-  completeMany(completions: readonly Completion[]): Promise<Set<string>>;
+  completeMany(completions: readonly LeaseCompletion[]): Promise<Set<string>>;
   /** Fails a job (retried per its policy while `retryable`). */
-  fail(
-    id: string,
-    leaseId: string,
-    error: Record<string, unknown>,
-    retryable: boolean,
-  ): Promise<void>;
+  fail(lease: LeaseRef, error: JobErrorRecord, retryable: boolean): Promise<void>;
   /** Writes a `sealed.egress_blocked` event. */
   recordEgressBlocked(
     denial: { host: string; port: number; api: string; jobId: string | null; actor: string },
@@ -70,13 +80,25 @@ export interface WorkerBackend {
   /** Subscribes to wake-ups; resolves to an unsubscribe function. */
   subscribe(hooks: BackendHooks): Promise<() => Promise<void>>;
   /** Returns the held leases (of `held`) that are no longer held; empty when it cannot tell. */
-  checkLeases(held: readonly { id: string; leaseId: string }[]): Promise<Map<string, LostLease>>;
+  checkLeases(held: readonly LeaseRef[]): Promise<Map<string, LostLease>>;
   /** Milliseconds until the next delayed job of the worker's types comes due; null if none or unknown. */
   nextDueInMs(): Promise<number | null>;
   /** The `host:port` endpoints the backend itself must reach (for the network guard allowlist). */
   readonly endpoints: readonly string[];
   /** Whether the backend tells the worker about cancelled jobs quickly (LISTEN or event stream). */
   readonly pushesCancellations: boolean;
+}
+
+/**
+ * A failure as the worker stores it, in the shape `POST /jobs/:id/fail` accepts: `message`,
+ * `code`, the `stack` (stored, never returned over HTTP) and optional `details`.
+ */
+export interface JobErrorRecord {
+  [key: string]: unknown;
+  message: string;
+  code: string;
+  stack?: string;
+  details?: Record<string, unknown>;
 }
 
 /** Creates the backend that talks to the database through {@linkcode JobStore}. */
@@ -94,15 +116,17 @@ export function createDatabaseBackend(db: Database, config: BackendConfig): Work
         leaseSeconds: config.leaseSeconds,
         tenantId: config.tenantId ?? null,
       }),
-    async heartbeat(id, leaseId) {
-      await store.heartbeat(id, leaseId, config.leaseSeconds);
+    async heartbeat(lease) {
+      await store.heartbeat(lease.id, lease.leaseId, config.leaseSeconds);
     },
     async completeMany(completions) {
-      const done = await store.completeMany(completions);
+      const done = await store.completeMany(
+        completions.map((c): Completion => ({ id: c.id, leaseId: c.leaseId, result: c.result })),
+      );
       return new Set(done.map((job) => job.id));
     },
-    async fail(id, leaseId, error, retryable) {
-      await store.fail(id, leaseId, error, retryable);
+    async fail(lease, error, retryable) {
+      await store.fail(lease.id, lease.leaseId, error, retryable);
     },
     async recordEgressBlocked(denial) {
       await store.recordEgressBlocked(denial);
@@ -172,7 +196,8 @@ function problemToError(status: number, body: Record<string, unknown>, what: str
     ? body.title
     : `HTTP ${status}`;
   const message = `${what} failed: ${detail}`;
-  const details = { ...body };
+  // The problem's own members (its `status` is the HTTP status) are not details of the job.
+  const { type: _t, title: _ti, status: _s, detail: _d, instance: _i, ...details } = body;
   switch (code) {
     case "lease_mismatch":
       return new LeaseMismatchError(message, { details });
@@ -208,25 +233,28 @@ export function createHttpBackend(options: HttpBackendOptions): WorkerBackend {
     ...options.headers,
   };
 
+  /**
+   * Sends one request. `tenantId` names the job's tenant for the routes that read the job first
+   * (a worker that serves every tenant must say whose job it holds).
+   */
   async function call(
     method: string,
     path: string,
     what: string,
     body?: unknown,
+    tenantId?: string,
   ): Promise<unknown> {
     let response: Response;
     try {
       response = await fetch(`${prefix}${path}`, {
         method,
-        headers,
+        headers: tenantId ? { ...headers, "x-tenant-id": tenantId } : headers,
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (error) {
       throw new DatabaseUnavailableError(
         `${what} failed: cannot reach ${prefix}: ${String(error)}`,
-        {
-          cause: error,
-        },
+        { cause: error },
       );
     }
     const text = await response.text();
@@ -257,11 +285,27 @@ export function createHttpBackend(options: HttpBackendOptions): WorkerBackend {
       }) as { jobs?: ClaimedJob[] };
       return body.jobs ?? [];
     },
-    async heartbeat(id, leaseId) {
-      await call("POST", `/jobs/${id}/heartbeat`, `Heartbeat of job ${id}`, {
-        leaseId,
-        leaseSeconds: options.leaseSeconds,
-      });
+    async heartbeat(lease) {
+      try {
+        await call("POST", `/jobs/${lease.id}/heartbeat`, `Heartbeat of job ${lease.id}`, {
+          leaseId: lease.leaseId,
+          leaseSeconds: options.leaseSeconds,
+        }, lease.tenantId);
+      } catch (error) {
+        if (!(error instanceof LeaseMismatchError)) throw error;
+        // The problem document has no job status: read it, so that a cancel is told from a loss.
+        const job = await call(
+          "GET",
+          `/jobs/${lease.id}`,
+          `Reading job ${lease.id}`,
+          undefined,
+          lease.tenantId,
+        ).catch(() => null) as { status?: unknown } | null;
+        throw new LeaseMismatchError(error.message, {
+          details: { ...error.details, status: job?.status ?? null },
+          cause: error,
+        });
+      }
     },
     async completeMany(completions) {
       // The API completes one job per request: send them side by side, each retried a few
@@ -273,7 +317,7 @@ export function createHttpBackend(options: HttpBackendOptions): WorkerBackend {
             await call("POST", `/jobs/${c.id}/complete`, `Completion of job ${c.id}`, {
               leaseId: c.leaseId,
               result: c.result ?? null,
-            });
+            }, c.tenantId);
             done.add(c.id);
             return;
           } catch (error) {
@@ -284,12 +328,17 @@ export function createHttpBackend(options: HttpBackendOptions): WorkerBackend {
       }));
       return done;
     },
-    async fail(id, leaseId, error, retryable) {
-      await call("POST", `/jobs/${id}/fail`, `Failure of job ${id}`, { leaseId, error, retryable });
+    async fail(lease, error, retryable) {
+      const { message, code, stack, details } = error;
+      await call("POST", `/jobs/${lease.id}/fail`, `Failure of job ${lease.id}`, {
+        leaseId: lease.leaseId,
+        error: { message, code, stack, details },
+        retryable,
+      }, lease.tenantId);
     },
     recordEgressBlocked() {
-      // The HTTP API has no route to write timeline events; the refusal is stored with the job's
-      // lastError (host, port, api) instead. See docs/worker.md.
+      // The HTTP API has no route that writes timeline events; the refusal is stored in the
+      // job's lastError (details: host, port, api) instead. See docs/worker.md.
       return Promise.resolve();
     },
     async isSealed() {
@@ -325,7 +374,8 @@ async function followEvents(
   let backoffMs = 250;
   while (!signal.aborted) {
     try {
-      const response = await fetch(`${prefix}/events`, {
+      const types = "job.scheduled,job.retry_scheduled,job.cancelled";
+      const response = await fetch(`${prefix}/events?types=${types}`, {
         headers: {
           ...headers,
           accept: "text/event-stream",

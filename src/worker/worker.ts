@@ -29,13 +29,19 @@ import {
   LeaseMismatchError,
 } from "../errors.ts";
 import type { ClaimedJob } from "../job/job.ts";
-import type { Completion } from "../job/job_store.ts";
 import {
   type EgressDenial,
   installNetworkGuard,
   type NetworkGuard,
 } from "../runtime/network_guard.ts";
-import { createDatabaseBackend, createHttpBackend, type WorkerBackend } from "./_backend.ts";
+import {
+  createDatabaseBackend,
+  createHttpBackend,
+  type JobErrorRecord,
+  type LeaseCompletion,
+  type LeaseRef,
+  type WorkerBackend,
+} from "./_backend.ts";
 
 /** Where the worker logs; `debug` is optional. */
 export interface WorkerLogger {
@@ -252,7 +258,7 @@ interface Held {
 
 interface PendingCompletion {
   held: Held;
-  completion: Completion;
+  completion: LeaseCompletion;
 }
 
 const CONSOLE_LOGGER: WorkerLogger = {
@@ -274,16 +280,33 @@ const jobContext = new AsyncLocalStorage<Held>();
 const GUARD_INSTALLED = Symbol.for("jobengine.network_guard");
 
 /** Turns a thrown value into the stored `lastError`. */
-function describeError(error: unknown): Record<string, unknown> {
+function describeError(error: unknown): JobErrorRecord {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
-    return {
-      message: error.message || error.name,
-      code: typeof code === "string" && code !== "" ? code : error.name,
-      stack: error.stack ?? null,
-    };
+    return errorRecord(
+      error.message || error.name,
+      typeof code === "string" && code !== "" ? code : error.name,
+      error.stack,
+    );
   }
-  return { message: String(error), code: "non_error_thrown", stack: null };
+  return errorRecord(String(error), "non_error_thrown");
+}
+
+/** A `lastError` within the limits of the HTTP API (message 10,000, code 200, stack 100,000). */
+function errorRecord(
+  message: string,
+  code: string,
+  stack?: string,
+  details?: Record<string, unknown>,
+): JobErrorRecord {
+  const record: JobErrorRecord = { message: message.slice(0, 10_000), code: code.slice(0, 200) };
+  if (stack) record.stack = stack.slice(0, 100_000);
+  if (details) record.details = details;
+  return record;
+}
+
+function leaseOf(held: Held): LeaseRef {
+  return { id: held.job.id, leaseId: held.job.leaseId, tenantId: held.job.tenantId };
 }
 
 /** Finds an `EgressDeniedError` in `error` or its cause chain. */
@@ -488,13 +511,9 @@ class WorkerRuntime implements Worker {
     this.#clearTimers(held);
     this.#held.delete(held.job.id);
     held.controller.abort(new JobAbortedError(held.job.id, "shutdown"));
-    const error = {
-      message: `Released by worker ${this.workerId} at shutdown`,
-      code: "worker_shutdown",
-      stack: null,
-    };
+    const error = errorRecord(`Released by worker ${this.workerId} at shutdown`, "worker_shutdown");
     try {
-      await this.#backend.fail(held.job.id, held.job.leaseId, error, true);
+      await this.#backend.fail(leaseOf(held), error, true);
       this.stats.released++;
       this.#emit("released", { job: held.job });
     } catch (failure) {
@@ -700,14 +719,16 @@ class WorkerRuntime implements Worker {
         const port = denied?.port ?? held.denial!.port;
         const api = denied?.api ?? held.denial!.api;
         const source = denied ?? (outcome.ok ? null : outcome.error);
-        await this.#fail(held, {
-          message: denied?.message ?? `Egress denied in sealed mode: ${api} to ${host}:${port}`,
-          code: "egress_denied",
-          stack: source instanceof Error ? source.stack ?? null : null,
-          host,
-          port,
-          api,
-        }, false);
+        await this.#fail(
+          held,
+          errorRecord(
+            denied?.message ?? `Egress denied in sealed mode: ${api} to ${host}:${port}`,
+            "egress_denied",
+            source instanceof Error ? source.stack : undefined,
+            { host, port, api },
+          ),
+          false,
+        );
         return;
       }
       if (outcome.ok) {
@@ -715,11 +736,15 @@ class WorkerRuntime implements Worker {
         try {
           result = jsonResult(outcome.result);
         } catch (error) {
-          await this.#fail(held, {
-            ...describeError(error),
-            message: `The handler's result cannot be stored as JSON: ${String(error)}`,
-            code: "invalid_result",
-          }, true);
+          await this.#fail(
+            held,
+            errorRecord(
+              `The handler's result cannot be stored as JSON: ${String(error)}`,
+              "invalid_result",
+              error instanceof Error ? error.stack : undefined,
+            ),
+            true,
+          );
           return;
         }
         this.#complete(held, result);
@@ -733,11 +758,11 @@ class WorkerRuntime implements Worker {
     }
   }
 
-  async #fail(held: Held, error: Record<string, unknown>, retryable: boolean): Promise<void> {
+  async #fail(held: Held, error: JobErrorRecord, retryable: boolean): Promise<void> {
     const { job } = held;
     const write = this.#whileLeaseHolds(
       held.claimedAt,
-      () => this.#backend.fail(job.id, job.leaseId, error, retryable),
+      () => this.#backend.fail(leaseOf(held), error, retryable),
     );
     this.#track(write);
     try {
@@ -763,7 +788,7 @@ class WorkerRuntime implements Worker {
   #complete(held: Held, result: unknown): void {
     this.#pending.push({
       held,
-      completion: { id: held.job.id, leaseId: held.job.leaseId, result },
+      completion: { ...leaseOf(held), result },
     });
     if (this.#pending.length >= this.#batchSize) {
       void this.#flush();
@@ -865,7 +890,7 @@ class WorkerRuntime implements Worker {
     if (signal.aborted) throw signal.reason;
     const sentAt = performance.now();
     try {
-      await this.#backend.heartbeat(held.job.id, held.job.leaseId);
+      await this.#backend.heartbeat(leaseOf(held));
       if (!signal.aborted) {
         held.claimedAt = sentAt;
         this.#armWatchdog(held);
@@ -917,7 +942,7 @@ class WorkerRuntime implements Worker {
   async #checkLeases(): Promise<void> {
     const held = [...this.#held.values()]
       .filter((h) => !h.released && !h.controller.signal.aborted)
-      .map((h) => ({ id: h.job.id, leaseId: h.job.leaseId }));
+      .map(leaseOf);
     let lost: Map<string, { status: string | null }>;
     try {
       lost = await this.#backend.checkLeases(held);
