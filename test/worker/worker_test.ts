@@ -6,7 +6,9 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { createApp } from "../../src/api/app.ts";
 import { createPgliteDatabase } from "../../src/db/pglite.ts";
+import type { Database } from "../../src/db/port.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import type { ClaimedJob } from "../../src/job/job.ts";
 import { JobStore } from "../../src/job/job_store.ts";
@@ -140,7 +142,7 @@ Deno.test("createWorker() wakes on LISTEN jobengine_ready, not on its poll (Post
       const scheduledAt = performance.now();
       await scheduledJob(store, "wake");
       const ranAt = await done.promise;
-      assert.ok(ranAt - scheduledAt < 1000, `woke after ${Math.round(ranAt - scheduledAt)} ms`);
+      assert.ok(ranAt - scheduledAt < 3000, `woke after ${Math.round(ranAt - scheduledAt)} ms`);
     } finally {
       await worker.stop();
     }
@@ -246,11 +248,7 @@ Deno.test("createWorker(): a thrown error fails the job with message, code and s
       assert.equal(plainJob.lastError?.message, "x is not a function");
       const thrownJob = await store.get(thrown);
       assert.equal(thrownJob.attempt, 2, "retried once, then terminal");
-      assert.deepEqual(thrownJob.lastError, {
-        message: "a string",
-        code: "non_error_thrown",
-        stack: null,
-      });
+      assert.deepEqual(thrownJob.lastError, { message: "a string", code: "non_error_thrown" });
       assert.equal(worker.stats.failed, 4);
     } finally {
       await worker.stop();
@@ -285,8 +283,9 @@ Deno.test("createWorker(): cancelling a running job aborts its handler's ctx.sig
       const latency = performance.now() - cancelledAt;
       assert.ok(reason instanceof JobAbortedError);
       assert.equal(reason.reason, "cancelled");
-      // Heartbeats come every 10 s here: the abort came from jobengine_events.
-      assert.ok(latency < 1000, `aborted ${Math.round(latency)} ms after the cancel`);
+      // Heartbeats come every 10 s here (and the bound is loose for a loaded CI machine):
+      // the abort came from jobengine_events.
+      assert.ok(latency < 3000, `aborted ${Math.round(latency)} ms after the cancel`);
       await until(() => abortedJobs.length === 1, 2000, "the aborted event");
       assert.deepEqual(abortedJobs, [`${id}:cancelled`]);
       assert.equal(worker.running, 0);
@@ -423,7 +422,7 @@ Deno.test("Worker.stop() aborts handlers still running at the deadline and relea
     const stoppedAt = performance.now();
     await worker.stop({ deadlineMs: 150 });
     const took = performance.now() - stoppedAt;
-    assert.ok(took >= 140 && took < 2000, `stop took ${Math.round(took)} ms`);
+    assert.ok(took >= 140 && took < 5000, `stop took ${Math.round(took)} ms`);
     assert.equal((signal.reason as JobAbortedError).reason, "shutdown");
     const job = await store.get(id);
     assert.equal(job.status, "scheduled", "released for another worker");
@@ -573,8 +572,11 @@ Deno.test("Sealed: fetch, WebSocket and Deno.connect in a handler fail with egre
         assert.equal(job.terminal, true, `${types[i]} is not retried`);
         assert.equal(job.attempt, 1);
         assert.equal(job.lastError?.code, "egress_denied");
-        assert.equal(job.lastError?.host, "127.0.0.1");
-        assert.equal(job.lastError?.port, target.port);
+        assert.deepEqual(job.lastError?.details, {
+          host: "127.0.0.1",
+          port: target.port,
+          api: apis[i],
+        });
         const events = await db.query<{ data: Record<string, unknown>; actor: string }>(
           `select data, actor from jobengine.timeline_events
             where type = 'sealed.egress_blocked' and subject_id = $1::uuid`,
@@ -634,4 +636,146 @@ Deno.test("Sealed by the database: a worker follows set_sealed(true) and install
     }
     assert.equal(worker.sealed, false);
   });
+});
+
+// ------------------------------------------------------------------------------------------------
+// Remote mode: the same handlers against the HTTP API, served on 127.0.0.1.
+
+/** Serves the HTTP API over `db` on 127.0.0.1 at a free port. */
+function serveApi(db: Database): { baseUrl: string; close(): Promise<void> } {
+  const app = createApp({ db });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  return {
+    baseUrl: `http://127.0.0.1:${server.addr.port}`,
+    close: () => server.shutdown(),
+  };
+}
+
+Deno.test("createWorker({ baseUrl }) runs the same handlers over the HTTP API, for every tenant", async () => {
+  await withStore(async ({ db, store }) => {
+    const api = serveApi(db);
+    const worker = createWorker({
+      baseUrl: api.baseUrl,
+      handlers: {
+        "remote.ok": (job: ClaimedJob) => Promise.resolve({ n: (job.payload as { n: number }).n }),
+        "remote.fail": () =>
+          Promise.reject(Object.assign(new Error("remote boom"), { code: "boom" })),
+      },
+      pollIntervalMs: 200,
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      await db.query(
+        `select count(*) from generate_series(1, 200) g,
+           lateral jobengine.create_job(p_type => 'remote.ok', p_payload => jsonb_build_object('n', g),
+             p_options => jsonb_build_object('tenantId', case when g % 2 = 0 then 'acme' else 'default' end)) j`,
+      );
+      const { job: failing } = await store.create("remote.fail", {}, {
+        tenantId: "acme",
+        retryPolicy: { maxRetries: 0 },
+      });
+      const started = performance.now();
+      while (await store.scheduleReady(1000) > 0) { /* promote them all */ }
+      await until(
+        () => worker.stats.completed === 200 && worker.stats.failed === 1,
+        20_000,
+        "200 jobs",
+      );
+      console.log(
+        `200 jobs over HTTP, 1 worker x 8 slots: ${Math.round(performance.now() - started)} ms`,
+      );
+      const [counts] = await db.query<{ completed: number; tenants: number }>(
+        `select count(*)::int as completed, count(distinct tenant_id)::int as tenants
+           from jobengine.jobs where type = 'remote.ok' and status = 'completed'`,
+      );
+      assert.deepEqual(counts, { completed: 200, tenants: 2 });
+      const failed = await store.get(failing.id);
+      assert.equal(failed.lastError?.code, "boom");
+      assert.match(String(failed.lastError?.stack), /remote boom/, "the stack is stored");
+      const overHttp = await (await fetch(`${api.baseUrl}/api/v1/jobs/${failing.id}`, {
+        headers: { "x-tenant-id": "acme" },
+      })).json();
+      assert.equal(overHttp.lastError.code, "boom");
+      assert.equal("stack" in overHttp.lastError, false, "the API never returns the stack");
+    } finally {
+      await worker.stop();
+      await api.close();
+    }
+  });
+});
+
+Deno.test("createWorker({ baseUrl }): a cancel through the API aborts the handler via the event stream", async () => {
+  await withStore(async ({ db, store }) => {
+    const api = serveApi(db);
+    const started = deferred<AbortSignal>();
+    const worker = createWorker({
+      baseUrl: api.baseUrl,
+      handlers: {
+        "remote.long": (_job: ClaimedJob, ctx: JobContext) => {
+          started.resolve(ctx.signal);
+          return aborted(ctx.signal);
+        },
+      },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const id = await scheduledJob(store, "remote.long");
+      const signal = await started.promise;
+      const cancelledAt = performance.now();
+      const response = await fetch(`${api.baseUrl}/api/v1/jobs/${id}/cancel`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+      const reason = await aborted(signal) as JobAbortedError;
+      const latency = performance.now() - cancelledAt;
+      assert.equal(reason.reason, "cancelled");
+      assert.ok(latency < 3000, `aborted ${Math.round(latency)} ms after the cancel`);
+      assert.equal((await store.get(id)).status, "cancelled");
+    } finally {
+      await worker.stop();
+      await api.close();
+    }
+  });
+});
+
+Deno.test("createWorker({ baseUrl, sealed }): egress fails the job while the worker still reaches the API", async () => {
+  const target = countingListener();
+  try {
+    await withStore(async ({ db, store }) => {
+      const api = serveApi(db);
+      const worker = createWorker({
+        baseUrl: api.baseUrl,
+        sealed: true,
+        handlers: {
+          "remote.egress": async () => (await fetch(`http://127.0.0.1:${target.port}/`)).text(),
+        },
+        logger: SILENT,
+      });
+      await worker.start();
+      try {
+        assert.equal(worker.sealed, true);
+        const id = await scheduledJob(store, "remote.egress");
+        await until(async () => (await store.get(id)).status === "failed", 5000, "the failure");
+        const job = await store.get(id);
+        assert.equal(job.terminal, true);
+        assert.equal(job.lastError?.code, "egress_denied");
+        assert.deepEqual(job.lastError?.details, {
+          host: "127.0.0.1",
+          port: target.port,
+          api: "fetch",
+        });
+      } finally {
+        await worker.stop();
+        await api.close();
+      }
+      assert.equal(target.count(), 0);
+    });
+  } finally {
+    await target.close();
+  }
 });
