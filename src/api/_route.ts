@@ -35,6 +35,8 @@ export interface ApiDeps {
   sealed: boolean;
   /** Interval of SSE heartbeat comments, in milliseconds. */
   sseHeartbeatMs: number;
+  /** Aborted at shutdown: open event streams end (clients resume elsewhere with Last-Event-ID). */
+  signal: AbortSignal | undefined;
 }
 
 /** The Hono environment of the API: the matched route pattern, for metrics. */

@@ -56,6 +56,11 @@ export interface AppOptions {
   logger?: Logger;
   /** SSE heartbeat interval in milliseconds (default 15000). */
   sseHeartbeatMs?: number;
+  /**
+   * Abort at shutdown: open event streams end, so that a graceful server shutdown does not wait
+   * for endless responses (clients reconnect and resume with `Last-Event-ID`).
+   */
+  signal?: AbortSignal;
 }
 
 /** Creates the Hono app. */
@@ -71,12 +76,21 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     version: options.version ?? VERSION,
     sealed: options.sealed ?? false,
     sseHeartbeatMs: options.sseHeartbeatMs ?? 15_000,
+    signal: options.signal,
   };
 
   const app = new Hono<ApiEnv>();
   app.use(async (c, next) => {
+    const started = performance.now();
     await next();
-    deps.metrics.observeRequest(c.get("routePattern") ?? "unmatched", c.req.method, c.res.status);
+    const route = c.get("routePattern") ?? "unmatched";
+    deps.metrics.observeRequest(route, c.req.method, c.res.status);
+    logger.debug("HTTP request", {
+      method: c.req.method,
+      route,
+      status: c.res.status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    });
   });
   app.use(methodNotAllowed({ app, onMethodNotAllowed: methodNotAllowedResponse }));
 

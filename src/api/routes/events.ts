@@ -7,7 +7,8 @@
  * between the replay from the table and the live stream. Without either, the stream starts
  * "now": after the largest sequence at the time of the request. `?types=job.completed,job.failed` filters; the tenant is `X-Tenant-Id` (default
  * `default`). A comment line (`: heartbeat`) is written every 15 s to keep proxies from closing
- * an idle stream. When the client disconnects, the subscription ends. A client that reads too
+ * an idle stream. When the client disconnects (or the app's shutdown signal aborts), the
+ * subscription ends. A client that reads too
  * slowly (more than {@linkcode MAX_QUEUED_EVENTS} events behind) is disconnected; it resumes
  * where it stopped with `Last-Event-ID`.
  *
@@ -128,6 +129,7 @@ export function eventRoutes(deps: ApiDeps): Route[] {
           if (cleaned) return;
           cleaned = true;
           closed = true;
+          deps.signal?.removeEventListener("abort", onAbort);
           unsubscribe();
           wake();
           await deps.events.release();
@@ -135,6 +137,8 @@ export function eventRoutes(deps: ApiDeps): Route[] {
         // A client disconnect cancels the response body, which aborts the stream (Deno, Bun,
         // Node adapters alike); request.signal is not used: Deno aborts it on normal completion too.
         const onAbort = () => void cleanup();
+        deps.signal?.addEventListener("abort", onAbort, { once: true });
+        if (deps.signal?.aborted) onAbort();
         c.header("x-accel-buffering", "no");
         return streamSSE(c, async (stream) => {
           stream.onAbort(onAbort);

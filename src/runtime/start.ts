@@ -1,0 +1,264 @@
+/**
+ * `deno task start`: the whole engine in one process.
+ *
+ * 1. Reads the configuration from the environment (`config.ts`).
+ * 2. Connects: PostgreSQL when `DATABASE_URL` is set, otherwise the embedded PGlite under
+ *    `JOBENGINE_DATA_DIR` (default `.jobengine/pglite/`). Waits up to 30 s for a database
+ *    that is not up yet.
+ * 3. Applies the embedded migrations.
+ * 4. Seals or unseals the engine when `JOBENGINE_SEALED` is set (`set_sealed`).
+ * 5. Starts the TimelineEventEmitter, the JobScheduler, the built-in worker (handlers from
+ *    `JOBENGINE_HANDLERS`, or the built-in `noop` / `echo` / `sleep`; none when
+ *    `JOBENGINE_WORKER_CONCURRENCY=0`) and the HTTP API (`Deno.serve` on `HOST:PORT`).
+ * 6. On SIGINT or SIGTERM: ends open event streams, stops accepting requests, stops claiming
+ *    and lets running handlers finish within `JOBENGINE_DRAIN_MS` (then releases their leases),
+ *    stops the scheduler and the emitter, closes the database, and exits 0. A second signal
+ *    exits at once with 130.
+ *
+ * Logs are JSON lines (`{ level, msg, time, ... }`). Sealed mode's runtime permission sandbox
+ * (`--allow-net` limited to the listen address and the database) is applied by the task that
+ * starts this file, not here.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { createApp, VERSION } from "../api/app.ts";
+import { connectDatabase } from "../db/connect.ts";
+import { migrate } from "../db/migrate.ts";
+import type { Database } from "../db/port.ts";
+import { DatabaseUnavailableError } from "../errors.ts";
+import { TimelineEventEmitter } from "../events/timeline_event_emitter.ts";
+import { JobStore } from "../job/job_store.ts";
+import { JobScheduler } from "../scheduler/job_scheduler.ts";
+import { createWorker, type JobHandlers, type Worker } from "../worker/worker.ts";
+import { BUILTIN_HANDLERS } from "./builtin_handlers.ts";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { createLogger, type Logger } from "./logger.ts";
+
+/** How long start-up waits for a database that is not reachable yet. */
+const STARTUP_WAIT_MS = 30_000;
+
+/** A running engine. */
+export interface Engine {
+  /** The API's base URL (`http://host:port`). */
+  readonly url: string;
+  /** The database. */
+  readonly db: Database;
+  /** Shuts everything down gracefully (see the module doc); safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Loads a handlers module: its `default` or `handlers` export, an object of functions. */
+export async function loadHandlers(path: string): Promise<JobHandlers> {
+  const url = /^[a-z][a-z0-9+.-]*:/i.test(path) && !/^[a-z]:[\\/]/i.test(path)
+    ? path
+    : pathToFileURL(resolve(path)).href;
+  const module = await import(url) as Record<string, unknown>;
+  const handlers = module.default ?? module.handlers;
+  if (!handlers || typeof handlers !== "object") {
+    throw new Error(
+      `Cannot load handlers from ${path}: export an object of handlers as default or as \`handlers\``,
+    );
+  }
+  const entries = Object.entries(handlers as Record<string, unknown>);
+  const bad = entries.find(([, fn]) => typeof fn !== "function");
+  if (entries.length === 0 || bad) {
+    throw new Error(
+      bad
+        ? `Invalid handler "${bad[0]}" in ${path}: expected a function (job, ctx) => Promise`
+        : `No handlers in ${path}`,
+    );
+  }
+  return handlers as JobHandlers;
+}
+
+/** The `host:port` of a `postgres://` URL (for the sealed-mode allowlist), if it names one. */
+export function databaseEndpoint(url: string | undefined): string | null {
+  if (!url) return null;
+  try {
+    const parsed = new URL(url);
+    if (!parsed.hostname) return null;
+    return `${parsed.hostname}:${parsed.port || "5432"}`;
+  } catch {
+    return null;
+  }
+}
+
+async function connectAndMigrate(config: Config, logger: Logger): Promise<Database> {
+  const deadline = Date.now() + STARTUP_WAIT_MS;
+  for (let attempt = 1;; attempt++) {
+    let db: Database | undefined;
+    try {
+      db = await connectDatabase(
+        { DATABASE_URL: config.databaseUrl, JOBENGINE_DATA_DIR: config.dataDir },
+        { applicationName: "jobengine" },
+      );
+      const { applied, skipped } = await migrate(db);
+      logger.info("Database ready", {
+        database: db.kind,
+        ...(db.kind === "pglite" ? { dataDir: config.dataDir } : {}),
+        migrationsApplied: applied,
+        migrationsUpToDate: skipped,
+      });
+      return db;
+    } catch (error) {
+      await db?.close().catch(() => {});
+      if (!(error instanceof DatabaseUnavailableError) || Date.now() > deadline) throw error;
+      logger.warn("Database not reachable yet; retrying", { attempt, error: error.message });
+      await new Promise((resolve) => setTimeout(resolve, Math.min(250 * attempt, 2000)));
+    }
+  }
+}
+
+/** Starts the engine with `config`; resolves once the API listens. */
+export async function startEngine(config: Config, logger: Logger): Promise<Engine> {
+  logger.info("jobengine starting", {
+    version: VERSION,
+    database: config.databaseUrl ? "postgres" : "pglite",
+  });
+  const db = await connectAndMigrate(config, logger);
+  const store = new JobStore(db);
+  const stoppers: Array<() => Promise<void>> = [() => db.close()];
+  const stopAll = async () => {
+    for (const stop of stoppers.splice(0).reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        logger.error("Error during shutdown", { error });
+      }
+    }
+  };
+  try {
+    if (config.sealed !== undefined) {
+      await store.setSealed(config.sealed);
+      logger.info(config.sealed ? "Engine sealed" : "Engine unsealed", {
+        source: "JOBENGINE_SEALED",
+      });
+    }
+
+    const emitter = new TimelineEventEmitter(db, { logger });
+    await emitter.start();
+    stoppers.push(() => emitter.stop());
+
+    const scheduler = new JobScheduler(db, { logger });
+    await scheduler.start();
+    stoppers.push(() => scheduler.stop());
+
+    let worker: Worker | null = null;
+    if (config.workerConcurrency > 0) {
+      const handlers = config.handlersModule
+        ? await loadHandlers(config.handlersModule)
+        : BUILTIN_HANDLERS;
+      const dbEndpoint = databaseEndpoint(config.databaseUrl);
+      worker = createWorker({
+        db,
+        handlers,
+        concurrency: config.workerConcurrency,
+        sealed: config.sealed,
+        allow: [...(dbEndpoint ? [dbEndpoint] : []), ...config.allow],
+        logger,
+      });
+      await worker.start();
+      logger.info("Worker started", {
+        workerId: worker.workerId,
+        types: Object.keys(handlers),
+        concurrency: config.workerConcurrency,
+        handlers: config.handlersModule ?? "built-in",
+      });
+    }
+
+    const shutdown = new AbortController();
+    const app = createApp({
+      db,
+      store,
+      emitter,
+      bodyLimitBytes: config.bodyLimitBytes,
+      sealed: config.sealed === true,
+      logger,
+      signal: shutdown.signal,
+    });
+    const server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen() {},
+    }, app.fetch);
+    const host = server.addr.hostname.includes(":")
+      ? `[${server.addr.hostname}]`
+      : server.addr.hostname;
+    const url = `http://${host}:${server.addr.port}`;
+    logger.info("Listening", { url, host: server.addr.hostname, port: server.addr.port });
+
+    // Stopped in reverse: the API first, then the worker (drain), scheduler, emitter, database.
+    stoppers.push(async () => {
+      const drain = worker?.stop({ deadlineMs: config.drainMs }) ?? Promise.resolve();
+      shutdown.abort();
+      await Promise.all([server.shutdown(), drain]);
+      logger.info("API and worker stopped", { stats: worker?.stats });
+    });
+
+    let stopping: Promise<void> | null = null;
+    return {
+      url,
+      db,
+      stop: () => stopping ??= stopAll(),
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** The entry point of `deno task start`. */
+export async function main(): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig(Deno.env.toObject());
+  } catch (error) {
+    const logger = createLogger();
+    if (error instanceof ConfigError) {
+      logger.error("Invalid configuration", { problems: error.problems });
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel, base: { service: "jobengine" } });
+
+  let signalled!: (signal: string) => void;
+  const signal = new Promise<string>((resolve) => signalled = resolve);
+  let received = 0;
+  const onSignal = (name: Deno.Signal) => () => {
+    received++;
+    if (received > 1) {
+      logger.warn("Second signal: exiting now", { signal: name });
+      Deno.exit(130);
+    }
+    signalled(name);
+  };
+  const listeners: Array<[Deno.Signal, () => void]> = [];
+  for (const name of ["SIGINT", "SIGTERM"] as const) {
+    const listener = onSignal(name);
+    try {
+      Deno.addSignalListener(name, listener);
+      listeners.push([name, listener]);
+    } catch {
+      // SIGTERM is not available on every platform
+    }
+  }
+
+  let engine: Engine;
+  try {
+    engine = await startEngine(config, logger);
+  } catch (error) {
+    logger.error("Start-up failed", { error });
+    return 1;
+  }
+  const name = await signal;
+  logger.info("Shutting down", { signal: name, drainMs: config.drainMs });
+  await engine.stop();
+  for (const [sig, listener] of listeners) Deno.removeSignalListener(sig, listener);
+  logger.info("Stopped");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
