@@ -76,7 +76,8 @@ export const workerCommand: Command = {
     "--no-scheduler leaves that to the engine. --base-url runs against the HTTP API instead.",
     "On SIGINT / SIGTERM: no new claims; running jobs get --drain-ms (default 30000) to finish,",
     "then they are released (failed with code worker_shutdown, retryable). Sealed mode follows",
-    "the engine unless --sealed; --allow lists host:port pairs the network guard lets through.",
+    "the engine unless --sealed or JOBENGINE_SEALED=1; --allow lists host:port pairs the network",
+    "guard lets through.",
   ].join("\n"),
   options: {
     concurrency: { type: "string" },
@@ -104,7 +105,8 @@ export const workerCommand: Command = {
       leaseSeconds: intOption("lease-seconds", values["lease-seconds"], { min: 1, max: 86400 }),
       pollIntervalMs: intOption("poll-ms", values["poll-ms"], { min: 10 }),
       workerId: stringOption(values["worker-id"]),
-      sealed: values.sealed === true ? true : undefined,
+      // JOBENGINE_SEALED=1 seals the process (SPEC section 7), as it does the engine.
+      sealed: values.sealed === true || ctx.io.env("JOBENGINE_SEALED") === "1" ? true : undefined,
       allow: listOption(values.allow),
       logger,
     });
