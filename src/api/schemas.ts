@@ -234,14 +234,12 @@ export type CompleteBody = v.InferOutput<typeof CompleteBody>;
 
 /** The error of `POST /jobs/:id/fail`: an object, or just its message. */
 export const JobErrorBody = v.union([
-  text(10_000, "The error message"),
+  v.pipe(v.string(), v.maxLength(100_000), v.description("The error message")),
   v.strictObject({
-    message: v.pipe(v.string(), v.maxLength(10_000)),
+    message: v.pipe(v.string(), v.maxLength(100_000)),
     code: v.optional(text(200)),
     details: v.optional(JsonValue),
-    stack: v.optional(
-      v.pipe(v.string(), v.maxLength(100_000), v.description("Stored, never returned")),
-    ),
+    stack: v.optional(v.pipe(v.string(), v.description("Stored, never returned"))),
   }),
 ]);
 

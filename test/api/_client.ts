@@ -6,6 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
+import * as v from "valibot";
+import { ProblemResponse } from "../../src/api/schemas.ts";
 import { type AppOptions, createApp } from "../../src/api/app.ts";
 import { createPostgresDatabase } from "../../src/db/postgres.ts";
 import type { Database } from "../../src/db/port.ts";
@@ -109,6 +111,7 @@ export function assertProblem(reply: Reply, status: number, code: string): any {
   assert.equal(typeof reply.body.type, "string");
   assert.equal(typeof reply.body.detail, "string");
   assert.ok(!/\bat .+:\d+:\d+/.test(reply.text), "no stack trace in a response");
+  v.parse(ProblemResponse, reply.body); // the documented shape
   return reply.body;
 }
 

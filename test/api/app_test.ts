@@ -16,6 +16,7 @@ import {
 import { createPgliteDatabase } from "../../src/db/pglite.ts";
 import { createPostgresDatabase } from "../../src/db/postgres.ts";
 import { migrate } from "../../src/db/migrate.ts";
+import type { Database } from "../../src/db/port.ts";
 import { adminSql, adminUrl } from "../_db.ts";
 import {
   assertProblem,
@@ -696,6 +697,35 @@ Deno.test("HTTP never answers 500 to arbitrary JSON bodies (property)", async ()
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+Deno.test("HTTP 500 internal_error for an unexpected failure: logged, with no message or stack", async () => {
+  const logged: Array<Record<string, unknown> | undefined> = [];
+  const broken: Database = {
+    kind: "postgres",
+    query: () => Promise.reject(new TypeError("secret internals at db.ts:12:3")),
+    transaction: () => Promise.reject(new TypeError("secret internals")),
+    listen: () => Promise.reject(new TypeError("secret internals")),
+    close: () => Promise.resolve(),
+  };
+  const app = createApp({
+    db: broken,
+    logger: { debug() {}, info() {}, warn() {}, error: (_msg, fields) => void logged.push(fields) },
+  });
+  const client = clientOf((request) => app.request(request));
+  const res = assertProblem(await client.get("/api/v1/jobs"), 500, "internal_error");
+  assert.equal(res.detail, "An internal error occurred");
+  assert.ok(!JSON.stringify(res).includes("secret"));
+  assert.equal(logged.length, 1);
+  assert.match(String((logged[0]?.error as Error).message), /secret internals/);
+});
+
+Deno.test("HTTP HEAD on a GET route answers like GET without a body", async () => {
+  await withApp(async ({ app }) => {
+    const res = await app.request("/healthz", { method: "HEAD" });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "");
   });
 });
 
