@@ -24,6 +24,7 @@ import type { Database } from "../db/port.ts";
 import {
   DatabaseUnavailableError,
   EgressDeniedError,
+  InvalidTransitionError,
   JobEngineError,
   JobNotFoundError,
   LeaseMismatchError,
@@ -441,8 +442,14 @@ class WorkerRuntime implements Worker {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    const sealed = this.#sealedOption ?? await this.#backend.isSealed();
-    if (sealed) this.#seal();
+    try {
+      // Fails closed: a worker that cannot tell whether the engine is sealed does not start.
+      const sealed = this.#sealedOption ?? await this.#backend.isSealed();
+      if (sealed) this.#seal();
+    } catch (error) {
+      this.#started = false;
+      throw error;
+    }
     try {
       this.#unsubscribe = await this.#backend.subscribe({
         ready: (payload) => this.#onReady(payload),
@@ -517,7 +524,10 @@ class WorkerRuntime implements Worker {
       this.stats.released++;
       this.#emit("released", { job: held.job });
     } catch (failure) {
-      if (failure instanceof LeaseMismatchError || failure instanceof JobNotFoundError) {
+      if (
+        failure instanceof LeaseMismatchError || failure instanceof JobNotFoundError ||
+        failure instanceof InvalidTransitionError
+      ) {
         this.#logger.warn(`Job ${held.job.id}: lease gone before it could be released`);
       } else {
         this.#fault("releasing a job", failure, { jobId: held.job.id });
