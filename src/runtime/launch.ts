@@ -1,0 +1,132 @@
+/**
+ * The launcher behind `deno task start`: works out the engine's Deno permissions from its
+ * configuration and runs `src/runtime/start.ts` in a child Deno process with exactly those.
+ *
+ * Sealed (`JOBENGINE_SEALED=1`, or `deno task start:sealed`), the engine gets:
+ * - `--allow-net` limited to the listen address `HOST:PORT` and the database `host:port` (none
+ *   at all on the embedded PGlite), so the runtime itself refuses every other socket, whatever a
+ *   handler does (the network guard is the first line; this is the backstop it cannot bypass);
+ * - `--allow-read` limited to the project, the data directory and Deno's cache (PGlite's wasm);
+ *   `--allow-write` limited to the data directory;
+ * - `--allow-env`, `--allow-sys=hostname` and nothing else: no `--allow-run`, no `--allow-ffi`.
+ *
+ * Unsealed, the engine may use the network (`--allow-net`) but the same read, write, run and ffi
+ * limits apply. The launcher logs the exact flags, forwards SIGINT and SIGTERM to the engine,
+ * and exits with its exit code.
+ *
+ * @module
+ */
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { createLogger } from "./logger.ts";
+import { databaseEndpoint } from "./_endpoint.ts";
+
+/** Where things are on disk, for the permission flags. */
+export interface LaunchPaths {
+  /** The project root (read: source, handler modules). */
+  projectDir: string;
+  /** The working directory the engine runs in (relative paths resolve against it). */
+  cwd: string;
+  /** Deno's cache directory (read: npm packages such as PGlite's wasm). */
+  denoDir: string;
+}
+
+/** The `host:port` Deno's `--allow-net` needs for listening on `host:port`. */
+function listenEndpoint(config: Config): string {
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  return `${host}:${config.port}`;
+}
+
+/** The Deno permission flags for the engine process under `config`. */
+export function permissionFlags(config: Config, paths: LaunchPaths): string[] {
+  const dataDir = resolve(paths.cwd, config.dataDir);
+  const read = [paths.projectDir, dataDir, paths.denoDir];
+  const flags = [
+    `--allow-read=${read.join(",")}`,
+    `--allow-write=${dataDir}`,
+    "--allow-env",
+    "--allow-sys=hostname",
+  ];
+  if (config.sealed === true) {
+    if (config.port === 0) {
+      throw new ConfigError([
+        "PORT must be a fixed port in sealed mode: --allow-net names the exact listen address",
+      ]);
+    }
+    const net = [listenEndpoint(config), databaseEndpoint(config.databaseUrl)].filter(
+      (entry): entry is string => entry !== null,
+    );
+    flags.push(`--allow-net=${net.join(",")}`);
+  } else {
+    flags.push("--allow-net");
+  }
+  return flags;
+}
+
+async function denoDir(): Promise<string> {
+  const fromEnv = Deno.env.get("DENO_DIR");
+  if (fromEnv) return resolve(fromEnv);
+  const { stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const info = JSON.parse(new TextDecoder().decode(stdout)) as { denoDir?: string };
+  if (!info.denoDir) {
+    throw new Error("Cannot find Deno's cache directory: `deno info --json` named none");
+  }
+  return info.denoDir;
+}
+
+/** Runs the engine in a child process with the permissions of {@linkcode permissionFlags}. */
+export async function launch(env: Record<string, string>): Promise<number> {
+  const logger = createLogger({ base: { service: "jobengine-launcher" } });
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      logger.error("Invalid configuration", { problems: error.problems });
+      return 2;
+    }
+    throw error;
+  }
+  const here = dirname(fileURLToPath(import.meta.url));
+  const projectDir = resolve(here, "../..");
+  let flags: string[];
+  try {
+    flags = permissionFlags(config, { projectDir, cwd: Deno.cwd(), denoDir: await denoDir() });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      logger.error("Invalid configuration", { problems: error.problems });
+      return 2;
+    }
+    throw error;
+  }
+  logger.info("Starting the engine", { sealed: config.sealed === true, permissions: flags });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...flags, resolve(here, "start.ts")],
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  const forward = (signal: Deno.Signal) => () => {
+    try {
+      child.kill(signal);
+    } catch {
+      // the engine already exited
+    }
+  };
+  const listeners: Array<[Deno.Signal, () => void]> = [];
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const listener = forward(signal);
+    Deno.addSignalListener(signal, listener);
+    listeners.push([signal, listener]);
+  }
+  const status = await child.status;
+  for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+  return status.code;
+}
+
+if (import.meta.main) Deno.exit(await launch(Deno.env.toObject()));

@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { permissionFlags } from "../../src/runtime/launch.ts";
+import { ConfigError, loadConfig } from "../../src/runtime/config.ts";
+import { freshDatabase } from "../_db.ts";
+
+const PATHS = { projectDir: "/srv/jobengine", cwd: "/srv/jobengine", denoDir: "/var/cache/deno" };
+
+Deno.test("permissionFlags() limits a sealed engine to its listen address and database", () => {
+  const config = loadConfig({
+    JOBENGINE_SEALED: "1",
+    HOST: "127.0.0.1",
+    PORT: "8080",
+    DATABASE_URL: "postgres://app@db.internal:6543/jobs",
+  });
+  assert.deepEqual(permissionFlags(config, PATHS), [
+    "--allow-read=/srv/jobengine,/srv/jobengine/.jobengine/pglite,/var/cache/deno",
+    "--allow-write=/srv/jobengine/.jobengine/pglite",
+    "--allow-env",
+    "--allow-sys=hostname",
+    "--allow-net=127.0.0.1:8080,db.internal:6543",
+  ]);
+});
+
+Deno.test("permissionFlags() gives a sealed engine on PGlite no network but its listen address", () => {
+  const config = loadConfig({ JOBENGINE_SEALED: "true", PORT: "9000", HOST: "::1" });
+  const flags = permissionFlags(config, PATHS);
+  assert.equal(flags.filter((f) => f.startsWith("--allow-net")).join(), "--allow-net=[::1]:9000");
+});
+
+Deno.test("permissionFlags() never grants run, ffi or unrestricted write, sealed or not", () => {
+  for (const sealed of ["1", "0"]) {
+    const flags = permissionFlags(loadConfig({ JOBENGINE_SEALED: sealed, PORT: "8080" }), PATHS);
+    assert.ok(
+      !flags.some((f) => f.startsWith("--allow-run") || f.startsWith("--allow-ffi") || f === "-A"),
+    );
+    assert.ok(!flags.includes("--allow-write"));
+  }
+  const open = permissionFlags(loadConfig({ PORT: "8080" }), PATHS);
+  assert.ok(open.includes("--allow-net"), "unsealed engines may use the network");
+});
+
+Deno.test("permissionFlags() refuses port 0 when sealed: the allowlist must name the port", () => {
+  assert.throws(
+    () => permissionFlags(loadConfig({ JOBENGINE_SEALED: "1", PORT: "0" }), PATHS),
+    ConfigError,
+  );
+});
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** A TCP listener on 127.0.0.1 that counts accepted connections. */
+function countingListener(): { port: number; count(): number; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let accepted = 0;
+  (async () => {
+    try {
+      for await (const conn of listener) {
+        accepted++;
+        conn.close();
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    count: () => accepted,
+    close: () => listener.close(),
+  };
+}
+
+async function runBypassJob(
+  task: "start" | "start:sealed",
+  databaseUrl: string,
+  bypassPort: number,
+) {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "--quiet", task],
+    env: {
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      JOBENGINE_HANDLERS: "test/runtime/_bypass_handlers.ts",
+      JOBENGINE_WORKER_CONCURRENCY: "1",
+      BYPASS_PORT: String(bypassPort),
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  const base = `http://127.0.0.1:${port}/api/v1`;
+  try {
+    const deadline = Date.now() + 60_000;
+    while (true) {
+      try {
+        const response = await fetch(`${base}/system`);
+        if (response.ok) {
+          const system = await response.json();
+          if (task === "start:sealed") assert.equal(system.sealed, true);
+          break;
+        }
+        await response.body?.cancel();
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error("The engine did not start within 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const created = await fetch(`${base}/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "bypass", payload: {}, retryPolicy: { maxRetries: 0 } }),
+    });
+    assert.equal(created.status, 201);
+    const { id } = await created.json();
+    while (true) {
+      const response = await fetch(`${base}/jobs/${id}`);
+      const job = await response.json();
+      if (job.terminal) return job;
+      if (Date.now() > deadline) {
+        throw new Error(`Job ${id} did not finish: ${JSON.stringify(job)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already exited; its output is printed below
+    }
+    const status = await child.status;
+    const [stdout, stderr] = await output;
+    if (!status.success && status.signal === null && status.code !== 0) {
+      console.error(`engine exited ${status.code}\n${stdout}\n${stderr}`);
+    }
+  }
+}
+
+Deno.test("deno task start:sealed: a handler that bypasses the guard still cannot open a socket", async () => {
+  const fresh = await freshDatabase();
+  const listener = countingListener();
+  try {
+    const sealed = await runBypassJob("start:sealed", fresh.url, listener.port);
+    assert.equal(sealed.status, "completed", JSON.stringify(sealed));
+    assert.equal(sealed.result.connected, false);
+    assert.match(sealed.result.error, /NotCapable|PermissionDenied|Requires net access/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(listener.count(), 0, "the listener saw no connection from the sealed engine");
+
+    // the same handler, unsealed, reaches the listener: the test can see traffic
+    const open = await runBypassJob("start", fresh.url, listener.port);
+    assert.equal(open.result.connected, true, JSON.stringify(open));
+    assert.equal(listener.count(), 1);
+  } finally {
+    listener.close();
+    await fresh.drop();
+  }
+});
