@@ -55,7 +55,7 @@ export const workflowCommand: Command = {
         job.id,
         job.type,
         colorStatus(job.status, p),
-        job.dependsOn.map((id) => refById.get(id) ?? id).join(", "),
+        job.dependsOn.map((id) => refById.get(id) ?? id).sort().join(", "),
       ]),
     ], p));
   },
