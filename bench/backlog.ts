@@ -1,0 +1,224 @@
+/**
+ * Scenario `backlog`: does throughput hold as the queue grows? The worker runtime works
+ * `backlogMeasured` jobs off
+ *
+ * 1. a backlog of `backlogSmall` (10k) scheduled jobs;
+ * 2. a backlog of `backlogLarge` (1M) scheduled jobs, or the largest that can be built in the
+ *    time left (built through `create_workflow` + `schedule_ready`, so with history and events);
+ * 3. the same database after the large backlog was worked down set-based (so its jobs are
+ *    finished, with all their history and events), plus `backlogSmall` new scheduled jobs.
+ *
+ * Each measurement stops after `backlogMeasured` completions or `backlogCapSeconds`, whichever
+ * comes first. The ratios are (2) / (1) and (3) / (1); target >= 0.8. The claim's real plan at each size
+ * (auto_explain of one `claim_jobs_for` call, ANALYZE and BUFFERS, nested statements) goes
+ * into the JSON.
+ *
+ * @module
+ */
+import { type BenchDatabase, type ClaimPlans, explainClaim } from "./_db.ts";
+import { type BenchContext, remainingSeconds, type ResultRow, type Scenario } from "./_harness.ts";
+import { runWorkers } from "./processing.ts";
+
+interface Measured {
+  rate: number;
+  seconds: number;
+  completed: number;
+  plans: ClaimPlans;
+}
+
+async function settle(bdb: BenchDatabase): Promise<void> {
+  await bdb.psql("analyze jobengine.jobs");
+  await bdb.psql("checkpoint");
+}
+
+async function measure(
+  ctx: BenchContext,
+  bdb: BenchDatabase,
+  label: string,
+): Promise<Measured> {
+  await settle(bdb);
+  const plans = await explainClaim(bdb, ctx.claimBatch);
+  ctx.log(
+    `backlog: ${label}: working off ${ctx.sizes.backlogMeasured.toLocaleString("en-US")} jobs`,
+  );
+  const run = await runWorkers(bdb, ctx.sizes.backlogMeasured, ctx.workerSetup, {
+    stopAfter: ctx.sizes.backlogMeasured,
+    timeoutSeconds: ctx.sizes.backlogCapSeconds,
+  });
+  await bdb.closeAll();
+  return {
+    rate: run.completed / run.seconds,
+    seconds: run.seconds,
+    completed: run.completed,
+    plans,
+  };
+}
+
+function planSummary(plans: ClaimPlans): string {
+  const exec = /Execution Time: ([\d.]+) ms/.exec(plans.claim)?.[1] ??
+    /duration: ([\d.]+) ms/.exec(plans.claim)?.[1];
+  return plans.indexPath
+    ? `claim: index scan on ${plans.index}${exec ? `, ${exec} ms` : ""}`
+    : "claim: NO index path";
+}
+
+/** Throughput at 10k and at 1M (or the largest size that fits) waiting, and with 1M finished. */
+export const backlog: Scenario = {
+  name: "backlog",
+  description: "processing throughput with 10k and 1M jobs waiting, and with 1M finished",
+  async run(ctx) {
+    const { sizes } = ctx;
+    const rows: ResultRow[] = [];
+    const measured = sizes.backlogMeasured;
+
+    // 1. the small backlog
+    const small = await ctx.databases.create("backlog_small");
+    let base: Measured;
+    try {
+      const fill = await small.fill(sizes.backlogSmall, { schedule: true });
+      base = await measure(ctx, small, `${fill.built.toLocaleString("en-US")} waiting`);
+      rows.push({
+        scenario: "backlog",
+        name: `${fill.built.toLocaleString("en-US")} waiting`,
+        value: base.rate,
+        unit: "jobs/s",
+        count: base.completed,
+        seconds: base.seconds,
+        note: planSummary(base.plans),
+        details: { waiting: fill.built, claimPlan: base.plans.claim, plans: base.plans.all },
+      });
+    } finally {
+      await small.drop();
+    }
+
+    // 2. the large backlog: as large as fits in the time left
+    const large = await ctx.databases.create("backlog_large");
+    try {
+      // keep ~30 s (quick: 8 s) for the three measurements, the finishing and the report
+      const reserve = ctx.quick ? 8 : 30;
+      const spare = Math.max(5, remainingSeconds(ctx) - reserve);
+      const buildBudget = Math.min(sizes.backlogBuildSeconds, spare * 0.55);
+      ctx.log(
+        `backlog: building up to ${sizes.backlogLarge.toLocaleString("en-US")} waiting jobs ` +
+          `(budget ${buildBudget.toFixed(0)} s)`,
+      );
+      const fill = await large.fill(sizes.backlogLarge, {
+        schedule: true,
+        budgetSeconds: buildBudget,
+      });
+      const complete = fill.built >= sizes.backlogLarge;
+      const sizeNote = complete
+        ? `built in ${fill.seconds.toFixed(0)} s`
+        : `only ${fill.built.toLocaleString("en-US")} of ${
+          sizes.backlogLarge.toLocaleString("en-US")
+        } fit the time budget (${fill.seconds.toFixed(0)} s to build)`;
+      ctx.log(`backlog: ${sizeNote}`);
+      const big = await measure(ctx, large, `${fill.built.toLocaleString("en-US")} waiting`);
+      rows.push({
+        scenario: "backlog",
+        name: `${fill.built.toLocaleString("en-US")} waiting`,
+        value: big.rate,
+        unit: "jobs/s",
+        count: big.completed,
+        seconds: big.seconds,
+        note: `${planSummary(big.plans)}; ${sizeNote}`,
+        details: {
+          waiting: fill.built,
+          requested: sizes.backlogLarge,
+          buildSeconds: fill.seconds,
+          claimPlan: big.plans.claim,
+          plans: big.plans.all,
+        },
+      });
+      rows.push({
+        scenario: "backlog",
+        name: `ratio ${abbreviate(fill.built)} / ${abbreviate(sizes.backlogSmall)} waiting`,
+        value: big.rate / base.rate,
+        unit: "ratio",
+        target: { op: ">=", value: 0.8 },
+        note: complete ? "" : `measured at ${fill.built.toLocaleString("en-US")}, not 1M`,
+      });
+
+      // 3. the large backlog finished (history and events in place), then fresh work
+      const finishBudget = Math.min(
+        sizes.backlogHistorySeconds,
+        Math.max(3, remainingSeconds(ctx) - reserve * 0.6),
+      );
+      ctx.log(`backlog: finishing the backlog set-based (budget ${finishBudget.toFixed(0)} s)`);
+      const done = await large.finish({ budgetSeconds: finishBudget });
+      const left = Number(
+        await large.value(
+          `select count(*) from jobengine.jobs where status = 'scheduled'`,
+        ),
+      );
+      const added = await large.fill(sizes.backlogSmall, { schedule: true });
+      const history = Number(
+        await large.value(
+          `select count(*) from jobengine.job_history`,
+        ),
+      );
+      const fin = await measure(
+        ctx,
+        large,
+        `${done.completed.toLocaleString("en-US")} finished`,
+      );
+      const finishedNote = `${done.completed.toLocaleString("en-US")} finished ` +
+        `(${history.toLocaleString("en-US")} history rows), ${
+          (left + added.built).toLocaleString("en-US")
+        } waiting` +
+        (left > 0
+          ? `; the finishing ran out of time with ${left.toLocaleString("en-US")} left`
+          : "");
+      rows.push({
+        scenario: "backlog",
+        name: `${abbreviate(done.completed)} finished + ${abbreviate(left + added.built)} waiting`,
+        value: fin.rate,
+        unit: "jobs/s",
+        count: fin.completed,
+        seconds: fin.seconds,
+        note: `${planSummary(fin.plans)}; ${finishedNote}`,
+        details: {
+          finished: done.completed,
+          historyRows: history,
+          waiting: left + added.built,
+          finishSeconds: done.seconds,
+          claimPlan: fin.plans.claim,
+          plans: fin.plans.all,
+        },
+      });
+      rows.push({
+        scenario: "backlog",
+        name: `ratio with ${abbreviate(done.completed)} finished / ${
+          abbreviate(sizes.backlogSmall)
+        } waiting`,
+        value: fin.rate / base.rate,
+        unit: "ratio",
+        target: { op: ">=", value: 0.8 },
+        note: finishedNote,
+      });
+    } finally {
+      await large.drop();
+    }
+    for (const row of rows) {
+      if (row.unit === "jobs/s" && ctx.baseline.queueJobsPerSecond) {
+        row.ratio = {
+          to: "SKIP LOCKED queue jobs/s",
+          value: row.value! / ctx.baseline.queueJobsPerSecond,
+        };
+      }
+      row.details = {
+        ...row.details,
+        workers: ctx.workerSetup,
+        measuredJobs: measured,
+        capSeconds: sizes.backlogCapSeconds,
+      };
+    }
+    return rows;
+  },
+};
+
+function abbreviate(n: number): string {
+  if (n >= 1_000_000) return `${+(n / 1_000_000).toFixed(2)}M`;
+  if (n >= 1_000) return `${+(n / 1_000).toFixed(1)}k`;
+  return String(n);
+}

@@ -1,0 +1,158 @@
+/**
+ * Scenario `baseline`: the database's own limits on the same cluster, in the same run.
+ *
+ * - `pgbench -i -s N` then `pgbench -n -N -c 8 -j 2 -T 15`: simple-update transactions per second;
+ * - a one-table queue (id, status, priority, created_at) worked by a pgbench script with 8
+ *   clients: claim a batch of the engine's size with `FOR UPDATE SKIP LOCKED` (one
+ *   transaction), then complete it (a second transaction); jobs per second.
+ *
+ * @module
+ */
+import { BenchDatabase } from "./_db.ts";
+import type { BenchContext, ResultRow, Scenario } from "./_harness.ts";
+
+interface PgbenchOutput {
+  tps: number;
+  transactions: number;
+  latencyMs: number | null;
+  text: string;
+}
+
+async function pgbench(
+  ctx: BenchContext,
+  args: string[],
+  database: string,
+): Promise<PgbenchOutput> {
+  const { cluster } = ctx;
+  const out = await new Deno.Command(`${cluster.binDir}/pgbench`, {
+    args: ["-h", "127.0.0.1", "-p", String(cluster.port), "-U", "postgres", ...args, database],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`pgbench ${args.join(" ")} failed:\n${text}`);
+  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(text);
+  const tx = /number of transactions actually processed: (\d+)/.exec(text);
+  const lat = /latency average = ([\d.]+) ms/.exec(text);
+  return {
+    tps: tps ? Number(tps[1]) : NaN,
+    transactions: tx ? Number(tx[1]) : NaN,
+    latencyMs: lat ? Number(lat[1]) : null,
+    text,
+  };
+}
+
+/** The queue script: claim a batch (SKIP LOCKED), then complete exactly those rows. */
+function queueScript(batch: number): string {
+  return [
+    `with c as (select id from queue where status = 'scheduled' order by priority desc, created_at, id limit ${batch} for update skip locked), ` +
+    `u as (update queue q set status = 'running', locked_by = 'pgbench', locked_at = now() from c where q.id = c.id returning q.id) ` +
+    `select coalesce(string_agg(id::text, ','), '0') as ids from u \\gset`,
+    `update queue set status = 'completed', completed_at = now() where id in (:ids) and status = 'running';`,
+    "",
+  ].join("\n");
+}
+
+/** The database's own limits. */
+export const baseline: Scenario = {
+  name: "baseline",
+  description: "pgbench -N tps and a one-table SKIP LOCKED queue, same cluster",
+  async run(ctx) {
+    const { sizes } = ctx;
+    const rows: ResultRow[] = [];
+
+    // 1. pgbench -N
+    const pg = await ctx.databases.create("pgbench");
+    try {
+      ctx.log(`pgbench -i -s ${sizes.pgbenchScale}`);
+      await pgbench(ctx, ["-i", "-q", "-s", String(sizes.pgbenchScale)], pg.name);
+      await pg.psql("checkpoint");
+      ctx.log(`pgbench -n -N -c 8 -j 2 -T ${sizes.pgbenchSeconds}`);
+      const before = await pg.counters();
+      const run = await pgbench(
+        ctx,
+        ["-n", "-N", "-c", "8", "-j", "2", "-T", String(sizes.pgbenchSeconds)],
+        pg.name,
+      );
+      await pg.waitIdle();
+      const per = await pg.perJob(before, run.transactions);
+      ctx.baseline.pgbenchTps = run.tps;
+      rows.push({
+        scenario: "baseline",
+        name: "pgbench -N, 8 clients",
+        value: run.tps,
+        unit: "tps",
+        count: run.transactions,
+        seconds: sizes.pgbenchSeconds,
+        commitsPerJob: per.commitsPerJob,
+        walBytesPerJob: per.walBytesPerJob,
+        walSyncsPerJob: per.walSyncsPerJob,
+        note: `scale ${sizes.pgbenchScale}; latency avg ${run.latencyMs} ms`,
+        details: { latencyMs: run.latencyMs },
+      });
+    } finally {
+      await pg.drop();
+    }
+
+    // 2. the one-table SKIP LOCKED queue
+    const q: BenchDatabase = await ctx.databases.create("queue");
+    const batch = ctx.claimBatch;
+    const scriptPath = await Deno.makeTempFile({ prefix: "bench-queue-", suffix: ".sql" });
+    try {
+      await q.psql(`
+        create table queue (
+          id bigserial primary key,
+          status text not null default 'scheduled',
+          priority integer not null default 0,
+          created_at timestamptz not null default now(),
+          locked_by text,
+          locked_at timestamptz,
+          completed_at timestamptz
+        );
+        insert into queue (created_at)
+          select now() + g * interval '1 microsecond' from generate_series(1, ${sizes.queueRows}) g;
+        create index queue_claim_idx on queue (priority desc, created_at, id) where status = 'scheduled';`);
+      await q.psql("vacuum analyze queue");
+      await q.psql("checkpoint");
+      await Deno.writeTextFile(scriptPath, queueScript(batch));
+      await Deno.chmod(scriptPath, 0o644);
+      ctx.log(`queue: pgbench -c 8 -j 2 -T ${sizes.queueSeconds}, batch ${batch}`);
+      const before = await q.counters();
+      const run = await pgbench(
+        ctx,
+        ["-n", "-c", "8", "-j", "2", "-T", String(sizes.queueSeconds), "-f", scriptPath],
+        q.name,
+      );
+      await q.waitIdle();
+      const completed = Number(
+        await q.value(`select count(*) from queue where status = 'completed'`),
+      );
+      const per = await q.perJob(before, completed);
+      const jobsPerSecond = run.tps * (completed / run.transactions);
+      ctx.baseline.queueJobsPerSecond = jobsPerSecond;
+      rows.push({
+        scenario: "baseline",
+        name: `SKIP LOCKED queue, batch ${batch}, 8 clients`,
+        value: jobsPerSecond,
+        unit: "jobs/s",
+        count: completed,
+        seconds: sizes.queueSeconds,
+        commitsPerJob: per.commitsPerJob,
+        walBytesPerJob: per.walBytesPerJob,
+        walSyncsPerJob: per.walSyncsPerJob,
+        note: completed >= sizes.queueRows
+          ? "queue ran empty: figure is a lower bound"
+          : `${sizes.queueRows.toLocaleString("en-US")} rows queued; claim tx + complete tx`,
+        details: {
+          script: queueScript(batch),
+          transactions: run.transactions,
+          tps: run.tps,
+        },
+      });
+    } finally {
+      await Deno.remove(scriptPath).catch(() => {});
+      await q.drop();
+    }
+    return rows;
+  },
+};
