@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { BenchDatabase } from "./_db.ts";
+import type { BenchDatabase } from "./_db.ts";
 import type { BenchContext, ResultRow, Scenario } from "./_harness.ts";
 
 interface PgbenchOutput {

@@ -11,13 +11,7 @@
 import { JobStore } from "../src/job/job_store.ts";
 import type { BenchDatabase } from "./_db.ts";
 import { startWorkers, type WorkerSetup } from "./_engine.ts";
-import {
-  type BenchContext,
-  concurrentLoop,
-  type ResultRow,
-  type Scenario,
-  sleep,
-} from "./_harness.ts";
+import { type BenchContext, type ResultRow, type Scenario, sleep } from "./_harness.ts";
 
 /** Fills `n` scheduled jobs, vacuums, checkpoints; returns the fill time. */
 export async function prepareScheduled(
