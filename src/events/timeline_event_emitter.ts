@@ -155,6 +155,7 @@ export class TimelineEventEmitter {
   #gapTimer: ReturnType<typeof setTimeout> | null = null;
   #pumping: Promise<void> | null = null;
   #again = false;
+  #failing = false;
   #resolveReady!: () => void;
   #ready: Promise<void>;
   #tasks = new Set<Promise<void>>();
@@ -320,8 +321,16 @@ export class TimelineEventEmitter {
           this.#again = false;
           await this.#pump();
         } while (this.#again && this.#started);
+        if (this.#failing) {
+          this.#failing = false;
+          this.#logger.info("Timeline emitter reads events again");
+        }
       } catch (error) {
-        this.#logger.warn("Timeline emitter could not read events; retrying", { error });
+        // once per outage, not once per poll
+        if (!this.#failing) {
+          this.#failing = true;
+          this.#logger.warn("Timeline emitter could not read events; retrying", { error });
+        }
       } finally {
         this.#pumping = null;
       }

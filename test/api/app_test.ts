@@ -17,6 +17,7 @@ import { createPgliteDatabase } from "../../src/db/pglite.ts";
 import { createPostgresDatabase } from "../../src/db/postgres.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import type { Database } from "../../src/db/port.ts";
+import { TimelineEventEmitter } from "../../src/events/timeline_event_emitter.ts";
 import { adminSql, adminUrl } from "../_db.ts";
 import {
   assertProblem,
@@ -721,11 +722,19 @@ Deno.test("HTTP 500 internal_error for an unexpected failure: logged, with no me
   assert.match(String((logged[0]?.error as Error).message), /secret internals/);
 });
 
-Deno.test("HTTP HEAD on a GET route answers like GET without a body", async () => {
-  await withApp(async ({ app }) => {
+Deno.test("HTTP HEAD on a GET route answers like GET without a body; HEAD /events opens no stream", async () => {
+  await withApp(async ({ app, db }) => {
     const res = await app.request("/healthz", { method: "HEAD" });
     assert.equal(res.status, 200);
     assert.equal(await res.text(), "");
+    const own = new TimelineEventEmitter(db);
+    const withEmitter = createApp({ db, emitter: own });
+    const head = await withEmitter.request("/api/v1/events", { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.match(head.headers.get("content-type") ?? "", /^text\/event-stream/);
+    assert.equal(head.body, null);
+    assert.equal(own.subscriberCount, 0);
+    assert.equal(own.started, false);
   });
 });
 

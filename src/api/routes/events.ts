@@ -9,8 +9,9 @@
  * `default`). A comment line (`: heartbeat`) is written every 15 s to keep proxies from closing
  * an idle stream. When the client disconnects (or the app's shutdown signal aborts), the
  * subscription ends. A client that reads too
- * slowly (more than {@linkcode MAX_QUEUED_EVENTS} events behind) is disconnected; it resumes
- * where it stopped with `Last-Event-ID`.
+ * slowly (more than {@linkcode MAX_QUEUED_EVENTS} events behind, or a write not taken within
+ * {@linkcode WRITE_TIMEOUT_MS}) is disconnected; it resumes where it stopped with
+ * `Last-Event-ID`. `HEAD` answers the headers without opening a stream.
  *
  * @module
  */
@@ -25,6 +26,9 @@ import { API_PREFIX, stripEventStack } from "./jobs.ts";
 
 /** Events buffered for one slow client before it is disconnected (it then resumes). */
 export const MAX_QUEUED_EVENTS = 10_000;
+
+/** A write the client does not take within this long (or twice the heartbeat) ends the stream. */
+export const WRITE_TIMEOUT_MS = 60_000;
 
 /** Gives the SSE route a running emitter, and takes it back. */
 export interface EventHub {
@@ -102,6 +106,13 @@ export function eventRoutes(deps: ApiDeps): Route[] {
       }],
       errors: [400, 503],
       handler: async (c, { query, headers, tenantId }) => {
+        if (c.req.method === "HEAD") {
+          // no stream for HEAD: its body would never be read, nor its subscription ended
+          return c.body(null, 200, {
+            "content-type": "text/event-stream",
+            "cache-control": "no-cache",
+          });
+        }
         // "From now" is pinned before the response starts: every event allocated after this
         // read is delivered, however long the emitter takes to settle its own start.
         const after = headers["last-event-id"] ?? query.after ?? await latestSequence(deps);
@@ -115,6 +126,8 @@ export function eventRoutes(deps: ApiDeps): Route[] {
           notify = null;
           resolve?.();
         };
+        let giveUp!: () => void;
+        const givenUp = new Promise<"give-up">((resolve) => giveUp = () => resolve("give-up"));
         const unsubscribe = emitter.subscribe(
           { after, tenantId, types: query.types },
           (event) => {
@@ -129,7 +142,7 @@ export function eventRoutes(deps: ApiDeps): Route[] {
           if (cleaned) return;
           cleaned = true;
           closed = true;
-          deps.signal?.removeEventListener("abort", onAbort);
+          deps.signal?.removeEventListener("abort", onShutdown);
           unsubscribe();
           wake();
           await deps.events.release();
@@ -137,21 +150,45 @@ export function eventRoutes(deps: ApiDeps): Route[] {
         // A client disconnect cancels the response body, which aborts the stream (Deno, Bun,
         // Node adapters alike); request.signal is not used: Deno aborts it on normal completion too.
         const onAbort = () => void cleanup();
-        deps.signal?.addEventListener("abort", onAbort, { once: true });
-        if (deps.signal?.aborted) onAbort();
+        // At shutdown the stream ends even if a write is stuck on a client that stopped reading.
+        const onShutdown = () => {
+          giveUp();
+          void cleanup();
+        };
+        deps.signal?.addEventListener("abort", onShutdown, { once: true });
+        if (deps.signal?.aborted) onShutdown();
         c.header("x-accel-buffering", "no");
         return streamSSE(c, async (stream) => {
           stream.onAbort(onAbort);
+          const writeTimeoutMs = Math.max(WRITE_TIMEOUT_MS, 2 * deps.sseHeartbeatMs);
+          /** Writes, or aborts the stream when the client stops reading (or at shutdown). */
+          const write = async (send: () => Promise<unknown>): Promise<void> => {
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            const outcome = await Promise.race([
+              send().then(() => "written" as const),
+              givenUp,
+              new Promise<"timeout">((resolve) => {
+                timer = setTimeout(() => resolve("timeout"), writeTimeoutMs);
+              }),
+            ]);
+            clearTimeout(timer);
+            if (outcome !== "written") {
+              closed = true;
+              stream.abort();
+            }
+          };
           try {
-            await stream.write("retry: 2000\n: connected\n\n");
+            await write(() => stream.write("retry: 2000\n: connected\n\n"));
             while (!closed && !stream.aborted) {
               const event = queue.shift();
               if (event) {
-                await stream.writeSSE({
-                  id: String(event.sequence),
-                  event: event.type,
-                  data: encode(event),
-                });
+                await write(() =>
+                  stream.writeSSE({
+                    id: String(event.sequence),
+                    event: event.type,
+                    data: encode(event),
+                  })
+                );
                 continue;
               }
               if (overflow) break;
@@ -162,7 +199,7 @@ export function eventRoutes(deps: ApiDeps): Route[] {
               });
               clearTimeout(timer);
               notify = null;
-              if (beat && !closed) await stream.write(": heartbeat\n\n");
+              if (beat && !closed) await write(() => stream.write(": heartbeat\n\n"));
             }
           } catch (error) {
             // logged, never written to the client (no message leaks)
