@@ -170,7 +170,9 @@ export function toHandler(
 ): (c: Context<ApiEnv>) => Promise<Response> {
   return async (c) => {
     c.set("routePattern", route.path);
-    const common = validate(RequestHeaders, headerObject(c, RequestHeaders), "header");
+    const common: RequestHeaders = route.tenant
+      ? validate(RequestHeaders, headerObject(c, RequestHeaders), "header")
+      : {};
     const params = route.params ? validate(route.params, c.req.param(), "path") : undefined;
     const query = route.query ? validate(route.query, queryObject(c), "query") : undefined;
     const headers = route.headers
