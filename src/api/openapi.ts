@@ -44,7 +44,7 @@ const CONFIG: ConversionConfig = {
 };
 
 const ERROR_TITLES: Readonly<Record<number, string>> = {
-  400: "validation_failed (with issues) or invalid_dependency",
+  400: "validation_failed (with issues; reason invalid_dependency for JE005)",
   404: "not_found",
   409: "invalid_transition (with from, to), lease_mismatch, sealed_mode, " +
     "idempotency_conflict or dependencies_pending",

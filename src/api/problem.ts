@@ -5,7 +5,7 @@
  * | error | status | code |
  * |---|---|---|
  * | request validation (valibot), malformed JSON, `InvalidArgumentError` (`JE009`), SQL data and integrity errors (classes 22, 23) | 400 | `validation_failed` (with `issues`) |
- * | `InvalidDependencyError` (`JE005`) | 400 | `invalid_dependency` |
+ * | `InvalidDependencyError` (`JE005`) | 400 | `validation_failed` (with `issues` on `dependsOn` and `reason: "invalid_dependency"`) |
  * | `JobNotFoundError` (`JE004`), unknown route | 404 | `not_found` |
  * | wrong method on a known route | 405 | `method_not_allowed` (with an `Allow` header) |
  * | `InvalidTransitionError` (`JE001`) | 409 | `invalid_transition` (with `from`, `to`) |
@@ -239,11 +239,16 @@ function classify(
     };
   }
   if (typed instanceof InvalidDependencyError) {
+    // SPEC section 6 names one stable code for a 400: the dependency problem is its issue
     return {
       status: 400,
-      code: "invalid_dependency",
+      code: "validation_failed",
       detail: typed.message,
-      extras: safeDetails(typed),
+      extras: {
+        ...safeDetails(typed),
+        reason: "invalid_dependency",
+        issues: [{ in: "body", path: "dependsOn", message: typed.message }],
+      },
     };
   }
   if (typed instanceof InvalidArgumentError) {

@@ -33,6 +33,7 @@ import { JobStore } from "../job/job_store.ts";
 import { JobScheduler } from "../scheduler/job_scheduler.ts";
 import { createWorker, type JobHandlers, type Worker } from "../worker/worker.ts";
 import { BUILTIN_HANDLERS } from "./builtin_handlers.ts";
+import { databaseEndpoint } from "./_endpoint.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createLogger, type Logger } from "./logger.ts";
 
@@ -71,18 +72,6 @@ export async function loadHandlers(path: string): Promise<JobHandlers> {
     );
   }
   return handlers as JobHandlers;
-}
-
-/** The `host:port` of a `postgres://` URL (for the sealed-mode allowlist), if it names one. */
-export function databaseEndpoint(url: string | undefined): string | null {
-  if (!url) return null;
-  try {
-    const parsed = new URL(url);
-    if (!parsed.hostname) return null;
-    return `${parsed.hostname}:${parsed.port || "5432"}`;
-  } catch {
-    return null;
-  }
 }
 
 async function connectAndMigrate(config: Config, logger: Logger): Promise<Database> {

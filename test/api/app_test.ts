@@ -286,18 +286,18 @@ Deno.test("HTTP 409 lease_mismatch, sealed_mode and dependencies_pending, provok
   });
 });
 
-Deno.test("HTTP 400 invalid_dependency: unknown dependency, other tenant's job, workflow cycle", async () => {
+Deno.test("HTTP 400 validation_failed (reason invalid_dependency): unknown dependency, other tenant's job, workflow cycle", async () => {
   await withApp(async ({ client }) => {
     assertProblem(
       await client.post("/api/v1/jobs", { type: "x", dependsOn: [crypto.randomUUID()] }),
       400,
-      "invalid_dependency",
+      "validation_failed",
     );
     const foreign = await client.post("/api/v1/jobs", { type: "x" }, { "x-tenant-id": "acme" });
     assertProblem(
       await client.post("/api/v1/jobs", { type: "x", dependsOn: [foreign.body.id] }),
       400,
-      "invalid_dependency",
+      "validation_failed",
     );
     const cycle = await client.post("/api/v1/workflows", {
       jobs: [
@@ -305,11 +305,12 @@ Deno.test("HTTP 400 invalid_dependency: unknown dependency, other tenant's job, 
         { ref: "b", type: "x", dependsOn: ["a"] },
       ],
     });
-    assertProblem(cycle, 400, "invalid_dependency");
+    assertProblem(cycle, 400, "validation_failed");
+    assert.equal(cycle.body.reason, "invalid_dependency");
     const unknown = await client.post("/api/v1/workflows", {
       jobs: [{ ref: "a", type: "x", dependsOn: ["nope"] }],
     });
-    assertProblem(unknown, 400, "invalid_dependency");
+    assertProblem(unknown, 400, "validation_failed");
     const list = await client.get("/api/v1/jobs");
     assert.equal(list.body.items.length, 0, "nothing written by a refused workflow");
   });
