@@ -54,6 +54,7 @@ export interface ResultRow {
 export interface Sizes {
   pgbenchScale: number;
   pgbenchSeconds: number;
+  notifySeconds: number;
   queueRows: number;
   queueSeconds: number;
   createSeconds: number;
@@ -83,24 +84,25 @@ export interface Sizes {
 export const FULL_SIZES: Sizes = {
   pgbenchScale: 10,
   pgbenchSeconds: 15,
+  notifySeconds: 8,
   queueRows: 600_000,
   queueSeconds: 10,
   createSeconds: 8,
   bulkJobs: 50_000,
   processingJobs: 100_000,
-  processingCapSeconds: 60,
-  sqlLoopJobs: 50_000,
-  sqlLoopCapSeconds: 25,
+  processingCapSeconds: 40,
+  sqlLoopJobs: 20_000,
+  sqlLoopCapSeconds: 20,
   lifecycleJobs: 20_000,
-  lifecycleCapSeconds: 45,
+  lifecycleCapSeconds: 30,
   latencyJobs: 200,
   backlogSmall: 10_000,
   backlogLarge: 1_000_000,
   backlogMeasured: 10_000,
   backlogCapSeconds: 10,
-  backlogBuildSeconds: 60,
-  backlogHistorySeconds: 40,
-  httpSeconds: 8,
+  backlogBuildSeconds: 90,
+  backlogHistorySeconds: 60,
+  httpSeconds: 6,
   pgliteLifecycleJobs: 2_000,
 };
 
@@ -108,24 +110,25 @@ export const FULL_SIZES: Sizes = {
 export const QUICK_SIZES: Sizes = {
   pgbenchScale: 1,
   pgbenchSeconds: 2,
+  notifySeconds: 1,
   queueRows: 50_000,
   queueSeconds: 2,
   createSeconds: 1.5,
   bulkJobs: 3_000,
   processingJobs: 3_000,
-  processingCapSeconds: 5,
+  processingCapSeconds: 4,
   sqlLoopJobs: 3_000,
   sqlLoopCapSeconds: 4,
   lifecycleJobs: 1_000,
   lifecycleCapSeconds: 5,
   latencyJobs: 30,
-  backlogSmall: 2_000,
-  backlogLarge: 20_000,
-  backlogMeasured: 2_000,
-  backlogCapSeconds: 3,
+  backlogSmall: 1_000,
+  backlogLarge: 10_000,
+  backlogMeasured: 1_000,
+  backlogCapSeconds: 2,
   backlogBuildSeconds: 5,
   backlogHistorySeconds: 3,
-  httpSeconds: 1.5,
+  httpSeconds: 1,
   pgliteLifecycleJobs: 200,
 };
 

@@ -94,10 +94,12 @@ export const backlog: Scenario = {
     // 2. the large backlog: as large as fits in the time left
     const large = await ctx.databases.create("backlog_large");
     try {
-      // keep ~30 s (quick: 8 s) for the three measurements, the finishing and the report
-      const reserve = ctx.quick ? 8 : 30;
+      // keep time for two measurements (each: analyze, checkpoint, explain, up to
+      // backlogCapSeconds of work) and the clean-up; the rest goes 60:40 to building the
+      // backlog and to finishing it
+      const reserve = ctx.quick ? 6 : 40;
       const spare = Math.max(5, remainingSeconds(ctx) - reserve);
-      const buildBudget = Math.min(sizes.backlogBuildSeconds, spare * 0.55);
+      const buildBudget = Math.min(sizes.backlogBuildSeconds, spare * 0.6);
       ctx.log(
         `backlog: building up to ${sizes.backlogLarge.toLocaleString("en-US")} waiting jobs ` +
           `(budget ${buildBudget.toFixed(0)} s)`,
@@ -142,7 +144,7 @@ export const backlog: Scenario = {
       // 3. the large backlog finished (history and events in place), then fresh work
       const finishBudget = Math.min(
         sizes.backlogHistorySeconds,
-        Math.max(3, remainingSeconds(ctx) - reserve * 0.6),
+        Math.max(3, remainingSeconds(ctx) - (ctx.quick ? 3 : 22)),
       );
       ctx.log(`backlog: finishing the backlog set-based (budget ${finishBudget.toFixed(0)} s)`);
       const done = await large.finish({ budgetSeconds: finishBudget });

@@ -2,6 +2,8 @@
  * Scenario `baseline`: the database's own limits on the same cluster, in the same run.
  *
  * - `pgbench -i -s N` then `pgbench -n -N -c 8 -j 2 -T 15`: simple-update transactions per second;
+ * - the same transaction plus one `pg_notify` (what every engine transition sends), to show
+ *   what NOTIFY costs on this disk: its commit lock is held through the WAL flush;
  * - a one-table queue (id, status, priority, created_at) worked by a pgbench script with 8
  *   clients: claim a batch of the engine's size with `FOR UPDATE SKIP LOCKED` (one
  *   transaction), then complete it (a second transaction); jobs per second.
@@ -41,6 +43,19 @@ async function pgbench(
     text,
   };
 }
+
+/** pgbench's built-in `-N` transaction plus one `pg_notify`, as every engine transition sends. */
+const NOTIFY_SCRIPT = `\\set aid random(1, 100000 * :scale)
+\\set bid random(1, 1 * :scale)
+\\set tid random(1, 10 * :scale)
+\\set delta random(-5000, 5000)
+BEGIN;
+UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :aid, :delta, CURRENT_TIMESTAMP);
+SELECT pg_notify('bench_notify', :aid::text);
+END;
+`;
 
 /** The queue script: claim a batch (SKIP LOCKED), then complete exactly those rows. */
 function queueScript(batch: number): string {
@@ -90,6 +105,52 @@ export const baseline: Scenario = {
         note: `scale ${sizes.pgbenchScale}; latency avg ${run.latencyMs} ms`,
         details: { latencyMs: run.latencyMs },
       });
+
+      // the same transaction with one pg_notify, as every engine transition sends: NOTIFY takes
+      // a database-wide lock at commit and holds it through the WAL flush
+      const scriptPath = await Deno.makeTempFile({ prefix: "bench-notify-", suffix: ".sql" });
+      try {
+        await Deno.writeTextFile(scriptPath, NOTIFY_SCRIPT);
+        await Deno.chmod(scriptPath, 0o644);
+        const seconds = sizes.notifySeconds;
+        ctx.log(`pgbench -N + pg_notify, -c 8 -j 2 -T ${seconds}`);
+        const before = await pg.counters();
+        const notify = await pgbench(
+          ctx,
+          [
+            "-n",
+            "-c",
+            "8",
+            "-j",
+            "2",
+            "-T",
+            String(seconds),
+            "-D",
+            `scale=${sizes.pgbenchScale}`,
+            "-f",
+            scriptPath,
+          ],
+          pg.name,
+        );
+        await pg.waitIdle();
+        const perNotify = await pg.perJob(before, notify.transactions);
+        rows.push({
+          scenario: "baseline",
+          name: "pgbench -N + pg_notify per tx, 8 clients",
+          value: notify.tps,
+          unit: "tps",
+          count: notify.transactions,
+          seconds,
+          commitsPerJob: perNotify.commitsPerJob,
+          walBytesPerJob: perNotify.walBytesPerJob,
+          walSyncsPerJob: perNotify.walSyncsPerJob,
+          ratio: { to: "pgbench -N tps", value: notify.tps / run.tps },
+          note: `the -N transaction plus one pg_notify; latency avg ${notify.latencyMs} ms`,
+          details: { script: NOTIFY_SCRIPT, latencyMs: notify.latencyMs },
+        });
+      } finally {
+        await Deno.remove(scriptPath).catch(() => {});
+      }
     } finally {
       await pg.drop();
     }

@@ -67,7 +67,7 @@ const REPORTED_SETTINGS = [
 ];
 
 /** The worker deployment of the processing, lifecycle and backlog scenarios: 8 slots in all. */
-export const DEFAULT_WORKERS: WorkerSetup = { instances: 2, concurrency: 4, poolSize: 3 };
+export const DEFAULT_WORKERS: WorkerSetup = { instances: 1, concurrency: 8, poolSize: 2 };
 
 /** The run's seconds budget: the whole command must finish within 6 minutes (quick: 1). */
 const BUDGET_SECONDS = { full: 335, quick: 50 };
@@ -110,7 +110,7 @@ function parseArgs(args: readonly string[]): Args {
     } else if (arg === "--help" || arg === "-h") {
       console.log(
         "Usage: deno task bench [--quick] [--only=name,...] [--no-baseline] [--profile] [--out=path]\n" +
-          "                       [--workers=INSTANCESxCONCURRENCY[,pool=N]]\n" +
+          "                       [--workers=INSTANCESxCONCURRENCY[,pool=N][,batchms=N]]\n" +
           `Scenarios: ${SCENARIOS.map((s) => s.name).join(", ")}`,
       );
       Deno.exit(0);
