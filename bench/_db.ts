@@ -276,6 +276,8 @@ export interface ClaimPlans {
   index: string | null;
   /** Every statement's plan, as auto_explain printed it. */
   all: string[];
+  /** The claim's limit. */
+  limit: number;
 }
 
 /**
@@ -284,7 +286,12 @@ export interface ClaimPlans {
  * runs them, not a copy of their text.
  */
 export async function explainClaim(bdb: BenchDatabase, limit: number): Promise<ClaimPlans> {
+  // a first claim (rolled back) compiles the plpgsql functions and caches their plans, so the
+  // explained call is a warm one, as in a running worker
   const sql = `
+    begin;
+    select count(*) from jobengine.claim_jobs_for('bench-explain', array['${NOOP}'], ${limit}, 60, null);
+    rollback;
     load 'auto_explain';
     set auto_explain.log_min_duration = 0;
     set auto_explain.log_analyze = on;
@@ -309,5 +316,5 @@ export async function explainClaim(bdb: BenchDatabase, limit: number): Promise<C
   const claim = all.find((p) => /skip locked/i.test(p) && /Update on jobs/.test(p)) ??
     all.find((p) => /skip locked/i.test(p)) ?? "";
   const index = /Index (?:Only )?Scan(?: Backward)? using (\w+) on jobs/.exec(claim)?.[1] ?? null;
-  return { claim, indexPath: index !== null, index, all };
+  return { claim, indexPath: index !== null, index, all, limit };
 }

@@ -57,8 +57,11 @@ async function measure(
 function planSummary(plans: ClaimPlans): string {
   const exec = /Execution Time: ([\d.]+) ms/.exec(plans.claim)?.[1] ??
     /duration: ([\d.]+) ms/.exec(plans.claim)?.[1];
+  const buffers = /Buffers: shared hit=(\d+)/.exec(plans.claim)?.[1];
   return plans.indexPath
-    ? `claim: index scan on ${plans.index}${exec ? `, ${exec} ms` : ""}`
+    ? `claim of ${plans.limit}: index scan on ${plans.index}` +
+      (exec ? `, ${exec} ms incl. triggers under auto_explain` : "") +
+      (buffers ? `, ${buffers} buffers` : "")
     : "claim: NO index path";
 }
 
@@ -166,14 +169,14 @@ export const backlog: Scenario = {
       );
       const finishedNote = `${done.completed.toLocaleString("en-US")} finished ` +
         `(${history.toLocaleString("en-US")} history rows), ${
-          (left + added.built).toLocaleString("en-US")
+          added.built.toLocaleString("en-US")
         } waiting` +
         (left > 0
           ? `; the finishing ran out of time with ${left.toLocaleString("en-US")} left`
           : "");
       rows.push({
         scenario: "backlog",
-        name: `${abbreviate(done.completed)} finished + ${abbreviate(left + added.built)} waiting`,
+        name: `${abbreviate(done.completed)} finished + ${abbreviate(added.built)} waiting`,
         value: fin.rate,
         unit: "jobs/s",
         count: fin.completed,
@@ -182,7 +185,7 @@ export const backlog: Scenario = {
         details: {
           finished: done.completed,
           historyRows: history,
-          waiting: left + added.built,
+          waiting: added.built,
           finishSeconds: done.seconds,
           claimPlan: fin.plans.claim,
           plans: fin.plans.all,
