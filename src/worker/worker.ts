@@ -84,6 +84,13 @@ export interface WorkerOptions {
   handlers: JobHandlers;
   /** Most handlers running at once. Default 8. */
   concurrency?: number;
+  /**
+   * Jobs claimed ahead of free handler slots and queued locally (like Graphile Worker's local
+   * queue): claims come in larger batches, which is what throughput needs when every commit is
+   * flushed to disk. Queued jobs are `running` in the database, hold a lease and are
+   * heartbeated; cancelling one aborts it before its handler starts. Default 0.
+   */
+  prefetch?: number;
   /** Lease length in seconds. Default 30. */
   leaseSeconds?: number;
   /** Milliseconds between heartbeats. Default a third of the lease. */
@@ -341,6 +348,10 @@ class WorkerRuntime implements Worker {
   readonly #backend: WorkerBackend;
   readonly #handlers: JobHandlers;
   readonly #concurrency: number;
+  readonly #prefetch: number;
+  /** Handlers running now (at most `concurrency`); claimed jobs beyond it wait in `#slotWaiters`. */
+  #active = 0;
+  readonly #slotWaiters: Array<() => void> = [];
   readonly #leaseMs: number;
   readonly #heartbeatMs: number;
   readonly #pollMs: number;
@@ -393,6 +404,12 @@ class WorkerRuntime implements Worker {
     this.#handlers = options.handlers;
     this.workerId = workerId;
     this.#concurrency = concurrency;
+    this.#prefetch = options.prefetch ?? 0;
+    if (!Number.isInteger(this.#prefetch) || this.#prefetch < 0 || this.#prefetch > 10_000) {
+      throw new RangeError(
+        `Invalid prefetch ${options.prefetch}: expected a whole number from 0 to 10000`,
+      );
+    }
     this.#leaseMs = leaseSeconds * 1000;
     this.#heartbeatMs = options.heartbeatIntervalMs ?? Math.max(100, this.#leaseMs / 3);
     this.#pollMs = options.pollIntervalMs ?? 1000;
@@ -611,7 +628,7 @@ class WorkerRuntime implements Worker {
     do {
       this.#pumpAgain = false;
       while (this.#hint && !this.#stopping) {
-        const free = this.#concurrency - this.#held.size;
+        const free = this.#concurrency + this.#prefetch - this.#held.size;
         if (free <= 0) break;
         const seq = this.#wakeSeq;
         const sentAt = performance.now();
@@ -692,16 +709,52 @@ class WorkerRuntime implements Worker {
       logger: this.#logger,
       heartbeat: () => this.#heartbeat(held, true),
     };
-    const outcome = jobContext.run(held, async () => {
-      if (!handler) throw new JobEngineError("no_handler", `No handler for job type "${job.type}"`);
-      return await handler(job, ctx);
-    });
+    const outcome = this.#takeSlot(held.controller.signal).then(() =>
+      jobContext.run(held, async () => {
+        held.startedAt = performance.now();
+        if (!handler) {
+          throw new JobEngineError("no_handler", `No handler for job type "${job.type}"`);
+        }
+        return await handler(job, ctx);
+      }).finally(() => this.#giveSlot())
+    );
     outcome.then(
       (result) => this.#finish(held, { ok: true, result }),
       (error: unknown) => this.#finish(held, { ok: false, error }),
     ).catch((error) => this.#fault("finishing a job", error, { jobId: job.id })).finally(() => {
       resolveSettled();
     });
+  }
+
+  /**
+   * Resolves when a handler slot is free (at once unless jobs are queued by `prefetch`); rejects
+   * with the abort reason when the job is cancelled or its lease lost while it waits.
+   */
+  #takeSlot(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason);
+    if (this.#active < this.#concurrency) {
+      this.#active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const index = this.#slotWaiters.indexOf(waiter);
+        if (index >= 0) this.#slotWaiters.splice(index, 1);
+        reject(signal.reason);
+      };
+      const waiter = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#slotWaiters.push(waiter);
+    });
+  }
+
+  #giveSlot(): void {
+    const next = this.#slotWaiters.shift();
+    if (next) next();
+    else this.#active--;
   }
 
   async #finish(

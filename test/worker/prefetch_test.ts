@@ -1,0 +1,134 @@
+/**
+ * The worker's local queue (`prefetch`): larger claims, never more handlers than `concurrency`,
+ * and a queued job that is cancelled never starts.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { createWorker, type WorkerLogger } from "../../src/worker/mod.ts";
+import { withStore } from "../_store.ts";
+
+const SILENT: WorkerLogger = { info() {}, warn() {}, error() {} };
+
+async function until(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+Deno.test("createWorker({ prefetch }) claims ahead but runs at most `concurrency` handlers", async () => {
+  await withStore(async ({ db, store }) => {
+    await db.query(
+      `select jobengine.create_workflow((select jsonb_agg(jsonb_build_object('ref', 'r' || i, 'type', 'pf'))
+         from generate_series(1, 300) i))`,
+    );
+    await store.scheduleReady(1000);
+    let active = 0;
+    let peak = 0;
+    const worker = createWorker({
+      db,
+      concurrency: 3,
+      prefetch: 20,
+      logger: SILENT,
+      handlers: {
+        pf: async () => {
+          active++;
+          peak = Math.max(peak, active);
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          active--;
+          return { ok: true };
+        },
+      },
+    });
+    await worker.start();
+    try {
+      await until(
+        async () => {
+          const rows = await db.query<{ n: number }>(
+            "select count(*)::int as n from jobengine.jobs where status = 'completed'",
+          );
+          return rows[0]!.n === 300;
+        },
+        30_000,
+        "300 jobs to complete",
+      );
+    } finally {
+      await worker.stop();
+    }
+    assert.equal(peak, 3, "never more handlers than concurrency");
+    const claims = await db.query<{ n: number; biggest: number }>(
+      `select count(*)::int as n, max(c)::int as biggest from (
+         select occurred_at, count(*) as c from jobengine.job_history
+          where to_status = 'running' group by occurred_at) s`,
+    );
+    assert.ok(
+      claims[0]!.biggest > 3,
+      `some claim took more than 3 jobs (biggest ${claims[0]!.biggest})`,
+    );
+    const runs = await db.query<{ runs: number; jobs: number }>(
+      `select runs, count(*)::int as jobs from (
+         select job_id, count(*) filter (where to_status = 'completed')::int as runs
+           from jobengine.job_history group by job_id) s group by runs`,
+    );
+    assert.deepEqual(runs, [{ runs: 1, jobs: 300 }]);
+  });
+});
+
+Deno.test("createWorker({ prefetch }): a queued job cancelled before its turn never starts", async () => {
+  await withStore(async ({ db, store }) => {
+    const { job: first } = await store.create("gate", {}, { priority: 10 });
+    const { job: queued } = await store.create("gate", {}, { priority: 1 });
+    await store.schedule(first.id);
+    await store.schedule(queued.id);
+    const started: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const worker = createWorker({
+      db,
+      concurrency: 1,
+      prefetch: 5,
+      logger: SILENT,
+      handlers: {
+        gate: async (job) => {
+          started.push(job.id);
+          await gate;
+          return {};
+        },
+      },
+    });
+    const aborted = new Promise<string>((resolve) =>
+      worker.on("aborted", ({ job, reason }) => {
+        if (job.id === queued.id) resolve(reason);
+      })
+    );
+    await worker.start();
+    try {
+      // both are claimed (one running, one queued locally), only the first has started
+      await until(
+        async () => (await store.get(queued.id)).status === "running",
+        5000,
+        "the queued claim",
+      );
+      assert.deepEqual(started, [first.id]);
+      await store.cancel(queued.id, "operator_cancelled");
+      assert.equal(await aborted, "cancelled", "the queued job leaves the queue when cancelled");
+      release();
+      await until(
+        async () => (await store.get(first.id)).status === "completed",
+        5000,
+        "the first job",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(started, [first.id], "the cancelled job's handler never ran");
+      assert.equal((await store.get(queued.id)).status, "cancelled");
+    } finally {
+      await worker.stop();
+    }
+  });
+});
