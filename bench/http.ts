@@ -3,7 +3,8 @@
  *
  * - `POST /api/v1/jobs` requests per second, autocannon (npm, its own process, keep-alive
  *   connections) against `Deno.serve` + the Hono app, on PostgreSQL and on PGlite (persisted in
- *   a data directory, the embedded default; created and migrated once, then copied);
+ *   a data directory, the embedded default; created and migrated once, cached in
+ *   `bench/.cache/`, then copied);
  * - the full lifecycle on PGlite: 8 callers create jobs one by one while the scheduler and a
  *   worker run in the same process; jobs per second until none is left.
  *
@@ -11,7 +12,7 @@
  */
 import type { Database } from "../src/db/port.ts";
 import { createPgliteDatabase } from "../src/db/pglite.ts";
-import { migrate } from "../src/db/migrate.ts";
+import { migrate, MIGRATIONS, sha256Hex } from "../src/db/migrate.ts";
 import { JobStore } from "../src/job/job_store.ts";
 import { JobScheduler } from "../src/scheduler/job_scheduler.ts";
 import { NOOP } from "./_db.ts";
@@ -124,24 +125,39 @@ async function onPostgres(ctx: BenchContext): Promise<ResultRow> {
   }
 }
 
-/** A migrated PGlite data directory, copied for each use (initdb is the slow part of opening). */
+/**
+ * A migrated PGlite data directory, copied for each use: PGlite's initdb takes 10 s here, so the
+ * migrated directory is kept in `bench/.cache/` (git-ignored), keyed by the migrations'
+ * checksums, and reused by later runs.
+ */
 async function pgliteTemplate(
   ctx: BenchContext,
 ): Promise<{ root: string; copy(): Promise<string> }> {
-  const root = await Deno.makeTempDir({ prefix: "bench-pglite-" });
-  ctx.log("http: creating and migrating a PGlite data directory");
-  const db = await createPgliteDatabase({ dataDir: `${root}/template` });
+  const key = (await sha256Hex(MIGRATIONS.map((m) => `${m.name}:${m.checksum}`).join("\n")))
+    .slice(0, 16);
+  const cache = new URL(`./.cache/pglite-${key}`, import.meta.url).pathname;
   try {
-    await migrate(db);
-  } finally {
-    await db.close();
+    await Deno.stat(`${cache}/PG_VERSION`);
+    ctx.log(`http: reusing the migrated PGlite data directory ${cache}`);
+  } catch {
+    ctx.log("http: creating and migrating a PGlite data directory (cached for later runs)");
+    const building = `${cache}.building-${Deno.pid}`;
+    const db = await createPgliteDatabase({ dataDir: building });
+    try {
+      await migrate(db);
+    } finally {
+      await db.close();
+    }
+    await Deno.remove(cache, { recursive: true }).catch(() => {});
+    await Deno.rename(building, cache);
   }
+  const root = await Deno.makeTempDir({ prefix: "bench-pglite-" });
   let n = 0;
   return {
     root,
     async copy() {
       const dir = `${root}/copy${++n}`;
-      const out = await new Deno.Command("cp", { args: ["-a", `${root}/template`, dir] }).output();
+      const out = await new Deno.Command("cp", { args: ["-a", cache, dir] }).output();
       if (!out.success) throw new Error(`Cannot copy the PGlite data directory to ${dir}`);
       return dir;
     },
