@@ -5,7 +5,8 @@
 --                      (version, attempt, timestamps, lease, reason, actor) consistent.
 -- jobs, AFTER (statement, transition tables):
 --                      _500_history   one job_history row and one timeline_events row per
---                                     transition, then pg_notify('jobengine_events', max seq)
+--                                     transition, then NOTIFY jobengine_events (max seq; coalesced,
+--                                     see jobengine._notify)
 --                      _600_dependencies  schedules dependents whose last dependency completed;
 --                                     cancels pending dependents of cancelled / terminally
 --                                     failed jobs, transitively
@@ -139,7 +140,7 @@ begin
   )
   select max(e.sequence) into v_max from e;
   if v_max is not null then
-    perform pg_catalog.pg_notify('jobengine_events', v_max::text);
+    perform jobengine._notify('jobengine_events', v_max::text);
   end if;
   return null;
 end;
@@ -185,7 +186,7 @@ begin
   )
   select max(e.sequence) into v_max from e;
   if v_max is not null then
-    perform pg_catalog.pg_notify('jobengine_events', v_max::text);
+    perform jobengine._notify('jobengine_events', v_max::text);
   end if;
   return null;
 end;
@@ -221,7 +222,7 @@ begin
     )
     select max(e.sequence) into v_count from e;
     if v_count is not null then
-      perform pg_catalog.pg_notify('jobengine_events', v_count::text);
+      perform jobengine._notify('jobengine_events', v_count::text);
     end if;
   end if;
 
@@ -342,11 +343,11 @@ begin
       select from new_rows n join old_rows o on o.id = n.id
        where n.status = 'scheduled' and o.status <> 'scheduled'
     ) then
-      perform pg_catalog.pg_notify('jobengine_ready', 'scheduled');
+      perform jobengine._notify('jobengine_ready', 'scheduled', 'scheduled');
     end if;
   elsif exists (select from new_rows) then
     -- new pending jobs: the scheduler promotes them
-    perform pg_catalog.pg_notify('jobengine_ready', 'created');
+    perform jobengine._notify('jobengine_ready', 'created', 'created');
   end if;
   return null;
 end;

@@ -219,6 +219,7 @@ declare
   v_node integer;
   v_i integer;
   v_bad text;
+  v_default_policy jsonb := jobengine.normalize_retry_policy(null);
 begin
   perform jobengine._check_options(v_options, array['tenantId', 'correlationId', 'actor']);
   if pg_catalog.jsonb_typeof(p_jobs) is distinct from 'array' or pg_catalog.jsonb_array_length(p_jobs) = 0 then
@@ -273,10 +274,17 @@ begin
              coalesce((e.value ->> 'notBefore')::timestamptz, pg_catalog.now()),
              coalesce((e.value ->> 'requiresNetwork')::boolean, false),
              coalesce(e.value ->> 'correlationId', v_options ->> 'correlationId')
-        from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
-       cross join lateral (
-         select jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries') as policy
-       ) p
+        from (
+          -- one normalisation per job (offset 0 keeps the planner from inlining it twice), and
+          -- none for jobs that bring no policy of their own
+          select e.value, e.ord,
+                 case when e.value ? 'retryPolicy' or e.value ? 'maxRetries'
+                      then jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries')
+                      else v_default_policy end as policy
+            from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
+          offset 0
+        ) e
+       cross join lateral (select e.policy) p
        order by e.ord
       returning *;
     perform jobengine._set_context(null, null);
@@ -799,7 +807,7 @@ begin
           p_job_id, v_correlation, coalesce(p_actor, 'network_guard'),
           pg_catalog.jsonb_build_object('host', p_host, 'port', p_port, 'api', p_api))
   returning * into v_event;
-  perform pg_catalog.pg_notify('jobengine_events', v_event.sequence::text);
+  perform jobengine._notify('jobengine_events', v_event.sequence::text);
   return v_event;
 end;
 $$;

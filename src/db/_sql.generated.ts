@@ -172,7 +172,7 @@ create table jobengine.leaders (
   {
     name: "000_core.sql",
     kind: "repeatable",
-    checksum: "22bf70fd5db5e6349fe059848a7543b795a6c8ae7dd147c6fd9548288ec0a4d4",
+    checksum: "0fa8a87252769d02cb52f30424c7f10117e981ca827c9e5f8815a68c245644e9",
     sql: `-- Core helpers: transition context, sealed mode settings, retry policy.
 -- Repeatable: re-applied whenever this file changes. Every function is \`create or replace\`.
 --
@@ -235,6 +235,27 @@ begin
     message = format('Cannot transition job %s to "%s": current status is "%s"', p_id, p_to, coalesce(p_from::text, '(new)')),
     detail = pg_catalog.json_build_object('jobId', p_id, 'from', p_from, 'to', p_to)::text,
     hint = coalesce(p_hint, 'See jobengine.job_transitions for the allowed pairs.');
+end;
+$$;
+
+-- Sends a NOTIFY unless another open transaction is already sending the same kind.
+--
+-- Why: PostgreSQL serialises the commits of notifying transactions (PreCommit_Notify takes a
+-- database-wide lock and holds it through the commit's WAL flush), so a NOTIFY in every
+-- transaction caps the whole engine at one commit per disk flush. Here at most one open
+-- transaction per channel and kind notifies at a time (a non-blocking transaction-level
+-- advisory lock); the others commit without notifying and group-commit freely. A listener woken
+-- by the one that notified re-checks shortly afterwards (see src/db/wake.ts), which picks up the
+-- transactions that committed just after it; the slow poll remains the last resort, and
+-- nothing is ever lost (listeners read rows, never payloads).
+create or replace function jobengine._notify(p_channel text, p_payload text, p_kind text default '')
+returns void
+language plpgsql
+as $$
+begin
+  if pg_catalog.pg_try_advisory_xact_lock(1786240973, pg_catalog.hashtext(p_channel || '/' || p_kind)) then
+    perform pg_catalog.pg_notify(p_channel, p_payload);
+  end if;
 end;
 $$;
 
@@ -399,7 +420,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "943464a2ba44f6fd8862053eb6db0eda33447b635001e6b74bd75f5548cf924f",
+    checksum: "ed83bbeaa43c788276824f231634ffc9aea261a50981cbc80b96e1a8c4ae3284",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -407,7 +428,8 @@ insert into jobengine.job_transitions (from_status, to_status) values
 --                      (version, attempt, timestamps, lease, reason, actor) consistent.
 -- jobs, AFTER (statement, transition tables):
 --                      _500_history   one job_history row and one timeline_events row per
---                                     transition, then pg_notify('jobengine_events', max seq)
+--                                     transition, then NOTIFY jobengine_events (max seq; coalesced,
+--                                     see jobengine._notify)
 --                      _600_dependencies  schedules dependents whose last dependency completed;
 --                                     cancels pending dependents of cancelled / terminally
 --                                     failed jobs, transitively
@@ -541,7 +563,7 @@ begin
   )
   select max(e.sequence) into v_max from e;
   if v_max is not null then
-    perform pg_catalog.pg_notify('jobengine_events', v_max::text);
+    perform jobengine._notify('jobengine_events', v_max::text);
   end if;
   return null;
 end;
@@ -587,7 +609,7 @@ begin
   )
   select max(e.sequence) into v_max from e;
   if v_max is not null then
-    perform pg_catalog.pg_notify('jobengine_events', v_max::text);
+    perform jobengine._notify('jobengine_events', v_max::text);
   end if;
   return null;
 end;
@@ -623,7 +645,7 @@ begin
     )
     select max(e.sequence) into v_count from e;
     if v_count is not null then
-      perform pg_catalog.pg_notify('jobengine_events', v_count::text);
+      perform jobengine._notify('jobengine_events', v_count::text);
     end if;
   end if;
 
@@ -744,11 +766,11 @@ begin
       select from new_rows n join old_rows o on o.id = n.id
        where n.status = 'scheduled' and o.status <> 'scheduled'
     ) then
-      perform pg_catalog.pg_notify('jobengine_ready', 'scheduled');
+      perform jobengine._notify('jobengine_ready', 'scheduled', 'scheduled');
     end if;
   elsif exists (select from new_rows) then
     -- new pending jobs: the scheduler promotes them
-    perform pg_catalog.pg_notify('jobengine_ready', 'created');
+    perform jobengine._notify('jobengine_ready', 'created', 'created');
   end if;
   return null;
 end;
@@ -840,7 +862,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "0be0687565f912a7aa81db0064aede8abcf26e360daf9b900bca5d9f2b9c9f18",
+    checksum: "a71be5603fffc4a0b09413c84a1bb8462d9d55943e23a03fbe171a32a0be60c4",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1062,6 +1084,7 @@ declare
   v_node integer;
   v_i integer;
   v_bad text;
+  v_default_policy jsonb := jobengine.normalize_retry_policy(null);
 begin
   perform jobengine._check_options(v_options, array['tenantId', 'correlationId', 'actor']);
   if pg_catalog.jsonb_typeof(p_jobs) is distinct from 'array' or pg_catalog.jsonb_array_length(p_jobs) = 0 then
@@ -1116,10 +1139,17 @@ begin
              coalesce((e.value ->> 'notBefore')::timestamptz, pg_catalog.now()),
              coalesce((e.value ->> 'requiresNetwork')::boolean, false),
              coalesce(e.value ->> 'correlationId', v_options ->> 'correlationId')
-        from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
-       cross join lateral (
-         select jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries') as policy
-       ) p
+        from (
+          -- one normalisation per job (offset 0 keeps the planner from inlining it twice), and
+          -- none for jobs that bring no policy of their own
+          select e.value, e.ord,
+                 case when e.value ? 'retryPolicy' or e.value ? 'maxRetries'
+                      then jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries')
+                      else v_default_policy end as policy
+            from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
+          offset 0
+        ) e
+       cross join lateral (select e.policy) p
        order by e.ord
       returning *;
     perform jobengine._set_context(null, null);
@@ -1642,7 +1672,7 @@ begin
           p_job_id, v_correlation, coalesce(p_actor, 'network_guard'),
           pg_catalog.jsonb_build_object('host', p_host, 'port', p_port, 'api', p_api))
   returning * into v_event;
-  perform pg_catalog.pg_notify('jobengine_events', v_event.sequence::text);
+  perform jobengine._notify('jobengine_events', v_event.sequence::text);
   return v_event;
 end;
 $$;

@@ -52,6 +52,7 @@
  * @module
  */
 import type { Database, Queryable, Row } from "../db/port.ts";
+import { trailingWaker } from "../db/wake.ts";
 import { type EventEnvelope, rowToEvent } from "../job/job.ts";
 import type { Logger } from "../runtime/logger.ts";
 
@@ -152,6 +153,7 @@ export class TimelineEventEmitter {
   #stopping = new AbortController();
   #unlisten: (() => Promise<void>) | null = null;
   #pollTimer: ReturnType<typeof setInterval> | null = null;
+  readonly #trail = trailingWaker(() => this.#wake());
   #gapTimer: ReturnType<typeof setTimeout> | null = null;
   #pumping: Promise<void> | null = null;
   #again = false;
@@ -198,7 +200,9 @@ export class TimelineEventEmitter {
     this.#started = true;
     this.#stopping = new AbortController();
     try {
-      this.#unlisten = await this.#db.listen(EVENTS_CHANNEL, () => this.#wake());
+      // NOTIFYs are coalesced across concurrent transactions (jobengine._notify): the trail
+      // re-reads shortly after each one for the transactions that committed just after it
+      this.#unlisten = await this.#db.listen(EVENTS_CHANNEL, () => this.#trail.poke());
     } catch (error) {
       this.#started = false;
       throw error;
@@ -218,6 +222,7 @@ export class TimelineEventEmitter {
     this.#stopping.abort();
     if (this.#pollTimer !== null) clearInterval(this.#pollTimer);
     if (this.#gapTimer !== null) clearTimeout(this.#gapTimer);
+    this.#trail.stop();
     this.#pollTimer = null;
     this.#gapTimer = null;
     const unlisten = this.#unlisten;

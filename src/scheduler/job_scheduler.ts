@@ -12,6 +12,7 @@
  */
 import type { Database } from "../db/port.ts";
 import { JobStore } from "../job/job_store.ts";
+import { trailingWaker } from "../db/wake.ts";
 
 /** The logger the scheduler writes to (the runtime's structured logger fits). */
 export interface SchedulerLogger {
@@ -64,6 +65,13 @@ export class JobScheduler {
   #interval: ReturnType<typeof setInterval> | null = null;
   #wakeTimer: ReturnType<typeof setTimeout> | null = null;
   #unlisten: (() => Promise<void>) | null = null;
+  readonly #trail = trailingWaker(() => this.wake());
+  /** When leadership was last taken or renewed (performance.now()). */
+  #renewedAt = -Infinity;
+  /** When leases were last reaped (performance.now()). */
+  #reapedAt = -Infinity;
+  /** Set by the timer: a delayed job came due or a lease may have lapsed. */
+  #reapDue = false;
 
   /** Creates a scheduler over `db`; call {@linkcode JobScheduler.start} to run it. */
   constructor(db: Database, options: JobSchedulerOptions = {}) {
@@ -86,8 +94,9 @@ export class JobScheduler {
     if (this.#running) return;
     this.#running = true;
     this.#unlisten = await this.#db.listen("jobengine_ready", (payload) => {
-      // promotions notify 'scheduled' for the workers; only new work wakes the scheduler
-      if (payload !== "scheduled" && payload !== "due") this.wake();
+      // promotions notify 'scheduled' for the workers; only new work wakes the scheduler, and
+      // again shortly after (NOTIFYs are coalesced across concurrent transactions)
+      if (payload !== "scheduled" && payload !== "due") this.#trail.poke();
     });
     this.#interval = setInterval(() => this.wake(), this.#intervalMs);
     this.wake();
@@ -115,6 +124,7 @@ export class JobScheduler {
     this.#running = false;
     if (this.#interval) clearInterval(this.#interval);
     if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    this.#trail.stop();
     this.#interval = null;
     this.#wakeTimer = null;
     await this.#unlisten?.().catch(() => {});
@@ -145,30 +155,42 @@ export class JobScheduler {
     } while (this.#again && this.#running);
   }
 
-  /** One pass: renew or take leadership, then (as leader) promote, reap and set the timer. */
+  /**
+   * One pass: take or renew leadership when due (every `intervalMs`, so a NOTIFY-driven tick
+   * costs no extra commit), then, as leader, promote eligible jobs, reap expired leases when a
+   * lease may have lapsed, and set the timer for the next delayed job or lease expiry.
+   */
   async tick(): Promise<void> {
     this.stats.ticks++;
-    const rows = await this.#db.query<{ leader: boolean }>(
-      `select jobengine.acquire_leadership(p_name => $1::text, p_holder => $2::text, p_ttl_seconds => $3::int) as leader`,
-      [LEADERSHIP, this.instanceId, this.#leaseSeconds],
-    );
-    const leader = rows[0]?.leader === true;
-    if (leader && !this.isLeader) {
-      this.stats.leaderSince = new Date();
-      this.#logger.info("Scheduler took leadership", { instanceId: this.instanceId });
-    } else if (!leader && this.isLeader) {
-      this.stats.leaderSince = null;
-      this.#logger.warn("Scheduler lost leadership", { instanceId: this.instanceId });
+    const now = performance.now();
+    if (!this.isLeader || now - this.#renewedAt >= this.#intervalMs) {
+      const rows = await this.#db.query<{ leader: boolean }>(
+        `select jobengine.acquire_leadership(p_name => $1::text, p_holder => $2::text, p_ttl_seconds => $3::int) as leader`,
+        [LEADERSHIP, this.instanceId, this.#leaseSeconds],
+      );
+      const leader = rows[0]?.leader === true;
+      if (leader) this.#renewedAt = now;
+      if (leader && !this.isLeader) {
+        this.stats.leaderSince = new Date();
+        this.#logger.info("Scheduler took leadership", { instanceId: this.instanceId });
+      } else if (!leader && this.isLeader) {
+        this.stats.leaderSince = null;
+        this.#logger.warn("Scheduler lost leadership", { instanceId: this.instanceId });
+      }
     }
-    if (!leader) return;
+    if (!this.isLeader) return;
 
     let promoted: number;
     do {
       promoted = await this.#store.scheduleReady(this.#batchSize);
       this.stats.scheduled += promoted;
     } while (promoted === this.#batchSize && this.#running);
-    this.stats.reaped += await this.#store.reapExpiredLeases();
-    await this.#armTimer();
+    if (this.#reapDue || now - this.#reapedAt >= this.#intervalMs) {
+      this.#reapDue = false;
+      this.#reapedAt = now;
+      this.stats.reaped += await this.#store.reapExpiredLeases();
+      await this.#armTimer();
+    }
   }
 
   async #armTimer(): Promise<void> {
@@ -185,6 +207,7 @@ export class JobScheduler {
       this.#wakeTimer = null;
       // delayed jobs came due: wake the workers, then reap whatever lease lapsed
       this.#db.query(`select pg_notify('jobengine_ready', 'due')`).catch(() => {});
+      this.#reapDue = true;
       this.wake();
     }, delay);
   }

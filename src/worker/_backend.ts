@@ -19,6 +19,7 @@ import {
 } from "../errors.ts";
 import type { ClaimedJob } from "../job/job.ts";
 import { type Completion, JobStore } from "../job/job_store.ts";
+import { trailingWaker } from "../db/wake.ts";
 
 /** What a backend needs to know about the worker it serves. */
 export interface BackendConfig {
@@ -133,15 +134,25 @@ export function createDatabaseBackend(db: Database, config: BackendConfig): Work
     },
     isSealed: () => store.isSealed(),
     async subscribe(hooks) {
-      const stopReady = await db.listen("jobengine_ready", (payload) => hooks.ready(payload));
+      // NOTIFYs are coalesced across concurrent transactions (jobengine._notify): re-check a
+      // few times after each one so work committed just after it is not left for the poll
+      const readyTrail = trailingWaker(() => hooks.ready("scheduled"));
+      const eventsTrail = trailingWaker(() => hooks.events());
+      const stopReady = await db.listen("jobengine_ready", (payload) => {
+        if (payload === "scheduled" || payload === "due") readyTrail.poke();
+        else hooks.ready(payload);
+      });
       let stopEvents: () => Promise<void>;
       try {
-        stopEvents = await db.listen("jobengine_events", () => hooks.events());
+        stopEvents = await db.listen("jobengine_events", () => eventsTrail.poke());
       } catch (error) {
         await stopReady();
+        readyTrail.stop();
         throw error;
       }
       return async () => {
+        readyTrail.stop();
+        eventsTrail.stop();
         await Promise.allSettled([stopReady(), stopEvents()]);
       };
     },
