@@ -51,7 +51,12 @@ begin
     perform jobengine._invalid_transition(old.id, old.status, new.status);
   end if;
   if new.status = 'scheduled' and old.status = 'pending' then
-    if new.pending_dependencies > 0 then
+    -- the counter is bookkeeping; the dependency rows are the truth
+    if new.pending_dependencies > 0 or exists (
+      select from jobengine.job_dependencies d
+        join jobengine.jobs p on p.id = d.depends_on_id
+       where d.job_id = old.id and p.status <> 'completed'
+    ) then
       raise exception using
         errcode = 'JE007',
         message = format('Cannot schedule job %s: %s dependencies not yet completed', old.id, new.pending_dependencies),
@@ -369,6 +374,53 @@ begin
 end;
 $$;
 
+-- The bookkeeping columns are the triggers' to keep: a statement from a client (trigger depth
+-- 1) may not set them. Their values follow from the history (attempt, version), from the
+-- dependency rows (pending_dependencies) or never change (identity, tenant, type, request).
+-- (priority, payload and created_at stay editable: they order work, they break no rule.)
+create or replace function jobengine.tg_jobs__protect_bookkeeping()
+returns trigger
+language plpgsql
+as $$
+begin
+  if pg_catalog.pg_trigger_depth() = 1 and (
+       new.id is distinct from old.id or new.tenant_id is distinct from old.tenant_id
+    or new.type is distinct from old.type
+    or new.attempt is distinct from old.attempt or new.version is distinct from old.version
+    or new.pending_dependencies is distinct from old.pending_dependencies
+    or new.depends_on is distinct from old.depends_on
+    or new.idempotency_key is distinct from old.idempotency_key
+    or new.request_hash is distinct from old.request_hash
+  ) then
+    raise exception using
+      errcode = 'JE008',
+      message = format('UPDATE of job %s refused: its identity and bookkeeping columns (attempt, version, '
+        'pending_dependencies, ...) are maintained by jobengine, not written directly', old.id),
+      detail = pg_catalog.json_build_object('table', 'jobs', 'jobId', old.id)::text;
+  end if;
+  return new;
+end;
+$$;
+
+-- jobengine.job_transitions is the SQL twin of TRANSITIONS: only its generated migration
+-- (which declares itself with jobengine.migrating = 'on') may rewrite it.
+create or replace function jobengine.tg_job_transitions__generated_only()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if pg_catalog.current_setting('jobengine.migrating', true) is distinct from 'on' then
+    raise exception using
+      errcode = 'JE008',
+      message = format('%s on jobengine.job_transitions is refused: the allowed pairs come from TRANSITIONS '
+        'in src/job/state_machine.ts (deno task gen)', tg_op),
+      detail = pg_catalog.json_build_object('table', 'job_transitions', 'operation', tg_op)::text;
+  end if;
+  return null;
+end;
+$$;
+
 -- Rows of job_history are written only by the jobs triggers.
 create or replace function jobengine.tg_job_history__insert_by_trigger_only()
 returns trigger
@@ -417,6 +469,14 @@ create or replace trigger _100_no_delete
 create or replace trigger _100_no_truncate
   before truncate on jobengine.jobs
   for each statement execute function jobengine.tg__append_only();
+
+create or replace trigger _150_protect_bookkeeping
+  before update of id, tenant_id, type, attempt, version, pending_dependencies, depends_on,
+    idempotency_key, request_hash on jobengine.jobs
+  for each row execute function jobengine.tg_jobs__protect_bookkeeping();
+create or replace trigger _100_generated_only
+  before insert or update or delete or truncate on jobengine.job_transitions
+  for each statement execute function jobengine.tg_job_transitions__generated_only();
 
 create or replace trigger _100_append_only
   before update or delete on jobengine.job_history

@@ -122,6 +122,9 @@ export function createPostgresDatabase(
     max: options.max ?? 10,
     onnotice: options.onnotice ?? (() => {}),
     connect_timeout: options.connectTimeout ?? 10,
+    // reconnect quickly after an outage: postgres.js's default waits up to 20 s between tries,
+    // with the count shared by the pool, and queued queries wait that out
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     idle_timeout: options.idleTimeout ?? 0,
     connection: { application_name: options.applicationName ?? "jobengine" },
     transform: { undefined: null },
