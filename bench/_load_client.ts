@@ -7,9 +7,8 @@
  *
  * @module
  */
-// A bench-only dependency, pinned here rather than in deno.json's import map.
-// deno-lint-ignore no-import-prefix
-import autocannon from "npm:autocannon@8.0.0";
+// A bench-only dependency (pinned in deno.json).
+import autocannon from "autocannon";
 
 /** What the parent passes in. */
 export interface LoadRequest {
