@@ -30,6 +30,8 @@ export interface WorkerSetup {
   poolSize: number;
   /** The worker's `completionBatchMs` (default: the runtime's own, 2 ms). */
   completionBatchMs?: number;
+  /** The worker's `prefetch`: jobs claimed ahead of free slots (local queue). */
+  prefetch?: number;
   /** The handler of `noop` jobs (default: resolves at once). */
   handler?: JobHandler;
 }
@@ -65,6 +67,7 @@ export async function startWorkers(
       ...(setup.completionBatchMs === undefined
         ? {}
         : { completionBatchMs: setup.completionBatchMs }),
+      prefetch: setup.prefetch ?? 0,
     }));
   }
   await Promise.all(workers.map((w) => w.start()));

@@ -67,7 +67,12 @@ const REPORTED_SETTINGS = [
 ];
 
 /** The worker deployment of the processing, lifecycle and backlog scenarios: 8 slots in all. */
-export const DEFAULT_WORKERS: WorkerSetup = { instances: 1, concurrency: 8, poolSize: 2 };
+export const DEFAULT_WORKERS: WorkerSetup = {
+  instances: 1,
+  concurrency: 8,
+  poolSize: 2,
+  prefetch: 256,
+};
 
 /** The run's seconds budget: the whole command must finish within 6 minutes (quick: 1). */
 const BUDGET_SECONDS = { full: 335, quick: 50 };
@@ -98,19 +103,22 @@ function parseArgs(args: readonly string[]): Args {
       parsed.only = arg.slice(7).split(",").map((s) => s.trim()).filter(Boolean);
     } else if (arg.startsWith("--out=")) parsed.out = arg.slice(6);
     else if (arg.startsWith("--workers=")) {
-      const match = /^(\d+)x(\d+)(?:,pool=(\d+))?$/.exec(arg.slice(10));
+      const match = /^(\d+)x(\d+)(?:,pool=(\d+))?(?:,prefetch=(\d+))?$/.exec(arg.slice(10));
       if (!match) {
-        throw new Error(`Invalid ${arg}: expected --workers=INSTANCESxCONCURRENCY[,pool=N]`);
+        throw new Error(
+          `Invalid ${arg}: expected --workers=INSTANCESxCONCURRENCY[,pool=N][,prefetch=N]`,
+        );
       }
       parsed.workers = {
         instances: Number(match[1]),
         concurrency: Number(match[2]),
         poolSize: match[3] ? Number(match[3]) : DEFAULT_WORKERS.poolSize,
+        prefetch: match[4] ? Number(match[4]) : DEFAULT_WORKERS.prefetch,
       };
     } else if (arg === "--help" || arg === "-h") {
       console.log(
         "Usage: deno task bench [--quick] [--only=name,...] [--no-baseline] [--profile] [--out=path]\n" +
-          "                       [--workers=INSTANCESxCONCURRENCY[,pool=N][,batchms=N]]\n" +
+          "                       [--workers=INSTANCESxCONCURRENCY[,pool=N][,prefetch=N]]\n" +
           `Scenarios: ${SCENARIOS.map((s) => s.name).join(", ")}`,
       );
       Deno.exit(0);

@@ -141,7 +141,9 @@ async function workerRow(ctx: BenchContext): Promise<ResultRow> {
       walBytesPerJob: per.walBytesPerJob,
       walSyncsPerJob: per.walSyncsPerJob,
       note:
-        `${setup.instances} instance(s) x concurrency ${setup.concurrency}, pool ${setup.poolSize} each` +
+        `${setup.instances} instance(s) x concurrency ${setup.concurrency}, prefetch ${
+          setup.prefetch ?? 0
+        }, pool ${setup.poolSize} each` +
         (run.timedOut
           ? `; TIME CAP ${ctx.sizes.processingCapSeconds} s hit: ${
             run.completed.toLocaleString("en-US")
