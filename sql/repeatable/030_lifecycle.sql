@@ -301,7 +301,7 @@ begin
   truncate _je_workflow, _je_workflow_edge;
 
   insert into _je_workflow (idx, ref, id, spec, policy)
-  select (e.ord - 1)::integer, e.value ->> 'ref', pg_catalog.gen_random_uuid(), e.value,
+  select (e.ord - 1)::integer, e.value ->> 'ref', jobengine.uuid_v7(), e.value,
          jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries')
     from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
   on conflict (ref) do nothing;

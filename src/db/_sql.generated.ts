@@ -170,6 +170,37 @@ create table jobengine.leaders (
 `,
   },
   {
+    name: "000002_time_ordered_ids.sql",
+    kind: "versioned",
+    checksum: "be18299d520812e2756328425d79c1fe8b7faf4d0614c40e271ba36b1a0402db",
+    sql: `-- jobengine schema, version 2: time-ordered job ids (UUID version 7).
+--
+-- Random (version 4) ids scatter every write to the jobs primary key, job_history's primary key
+-- and timeline_events' subject index over the whole of each index: with a large backlog each
+-- transition touches cold leaf pages (and, after a checkpoint, logs them whole). Ids that grow
+-- with creation time keep the jobs that are being worked on, and their history, on a few hot
+-- pages. The first 48 bits are the Unix time in milliseconds, then the version (7), the variant
+-- and random bits, as RFC 9562 lays out; PostgreSQL 18's uuidv7() makes the same shape.
+
+create function jobengine.uuid_v7()
+returns uuid
+language sql
+volatile
+as $$
+  select pg_catalog.encode(
+    pg_catalog.set_bit(pg_catalog.set_bit(
+      overlay(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+        placing substring(pg_catalog.int8send(
+          pg_catalog.floor(extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint) from 3)
+        from 1 for 6),
+      52, 1), 53, 1),
+    'hex')::uuid;
+$$;
+
+alter table jobengine.jobs alter column id set default jobengine.uuid_v7();
+`,
+  },
+  {
     name: "000_core.sql",
     kind: "repeatable",
     checksum: "0fa8a87252769d02cb52f30424c7f10117e981ca827c9e5f8815a68c245644e9",
@@ -924,7 +955,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "a71be5603fffc4a0b09413c84a1bb8462d9d55943e23a03fbe171a32a0be60c4",
+    checksum: "cdc07bd63b1f0108ecff0ce8673e5b5bb9f37ca2f89cc873cf792209b8aaf6f3",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1228,7 +1259,7 @@ begin
   truncate _je_workflow, _je_workflow_edge;
 
   insert into _je_workflow (idx, ref, id, spec, policy)
-  select (e.ord - 1)::integer, e.value ->> 'ref', pg_catalog.gen_random_uuid(), e.value,
+  select (e.ord - 1)::integer, e.value ->> 'ref', jobengine.uuid_v7(), e.value,
          jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries')
     from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
   on conflict (ref) do nothing;
