@@ -160,7 +160,10 @@ declare
   v_max bigint;
 begin
   with changed as materialized (
-    select n.*, o.status as from_status
+    -- only what history and events need: payload and result can be large
+    select n.id, n.version, n.status, n.attempt, n.status_reason, n.status_actor, n.lease_owner,
+           n.lease_expires_at, n.last_error, n.terminal, n.not_before, n.completed_at, n.updated_at,
+           n.tenant_id, n.correlation_id, n.type, o.status as from_status
       from new_rows n
       join old_rows o on o.id = n.id
      where o.status is distinct from n.status

@@ -453,7 +453,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "d598bffb48a7379ac94d4c39f32e732e016d35f6f7acb6880dde24b4f6790670",
+    checksum: "1c6e2cbc448afb0d3f6fee69d2a840d6bc9568e3a23e2470d884baa6df807b3d",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -616,7 +616,10 @@ declare
   v_max bigint;
 begin
   with changed as materialized (
-    select n.*, o.status as from_status
+    -- only what history and events need: payload and result can be large
+    select n.id, n.version, n.status, n.attempt, n.status_reason, n.status_actor, n.lease_owner,
+           n.lease_expires_at, n.last_error, n.terminal, n.not_before, n.completed_at, n.updated_at,
+           n.tenant_id, n.correlation_id, n.type, o.status as from_status
       from new_rows n
       join old_rows o on o.id = n.id
      where o.status is distinct from n.status
