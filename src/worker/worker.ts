@@ -44,6 +44,8 @@ import {
   type WorkerBackend,
 } from "./_backend.ts";
 
+/** The most jobs one `claim_jobs` call may take. */
+const MAX_CLAIM = 1000;
 /** Where the worker logs; `debug` is optional. */
 export interface WorkerLogger {
   debug?(message: string, fields?: Record<string, unknown>): void;
@@ -628,7 +630,8 @@ class WorkerRuntime implements Worker {
     do {
       this.#pumpAgain = false;
       while (this.#hint && !this.#stopping) {
-        const free = this.#concurrency + this.#prefetch - this.#held.size;
+        // claim_jobs takes at most 1000 jobs a call
+        const free = Math.min(this.#concurrency + this.#prefetch - this.#held.size, MAX_CLAIM);
         if (free <= 0) break;
         const seq = this.#wakeSeq;
         const sentAt = performance.now();

@@ -132,3 +132,35 @@ Deno.test("createWorker({ prefetch }): a queued job cancelled before its turn ne
     }
   });
 });
+
+Deno.test("createWorker({ prefetch }) beyond claim_jobs' 1,000-job limit still claims (in calls of 1,000)", async () => {
+  await withStore(async ({ db, store }) => {
+    await db.query(
+      `select jobengine.create_workflow((select jsonb_agg(jsonb_build_object('ref', 'r' || i, 'type', 'big'))
+         from generate_series(1, 50) i))`,
+    );
+    await store.scheduleReady(1000);
+    const worker = createWorker({
+      db,
+      concurrency: 2,
+      prefetch: 5000,
+      logger: SILENT,
+      handlers: { big: () => Promise.resolve(null) },
+    });
+    await worker.start();
+    try {
+      await until(
+        async () => {
+          const rows = await db.query<{ n: number }>(
+            "select count(*)::int as n from jobengine.jobs where status = 'completed'",
+          );
+          return rows[0]!.n === 50;
+        },
+        10_000,
+        "50 jobs to complete",
+      );
+    } finally {
+      await worker.stop();
+    }
+  });
+});
