@@ -2,18 +2,7 @@ import assert from "node:assert/strict";
 import { createApp } from "../../src/api/app.ts";
 import { JobScheduler } from "../../src/scheduler/job_scheduler.ts";
 import { withStore } from "../_store.ts";
-
-async function until(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { until } from "../_wait.ts";
 
 Deno.test("sealed over HTTP: requiresNetwork jobs stay pending, schedule is 409 sealed_mode, unsealing releases them", async () => {
   await withStore(async ({ db, store }) => {

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { Queryable } from "../../src/db/port.ts";
+import { until as waitUntil } from "../_wait.ts";
 
 /** The repository root (where `deno.json` lives). */
 export const REPO_ROOT: string = new URL("../../", import.meta.url).pathname;
@@ -15,21 +16,14 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Polls `check` every `everyMs` until it is true; throws after `timeoutMs`. Returns the wait. */
-export async function until(
+/** Polls until `check` holds (every 20 ms by default here); see test/_wait.ts. */
+export function until(
   check: () => boolean | Promise<boolean>,
   timeoutMs: number,
   what: string,
   everyMs = 20,
 ): Promise<number> {
-  const start = performance.now();
-  while (!(await check())) {
-    if (performance.now() - start > timeoutMs) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await delay(everyMs);
-  }
-  return performance.now() - start;
+  return waitUntil(check, timeoutMs, what, everyMs);
 }
 
 /** Logs one timing line of a scenario (collected in the test output). */

@@ -2,21 +2,7 @@ import assert from "node:assert/strict";
 import { JobScheduler } from "../../src/scheduler/job_scheduler.ts";
 import { JobStore } from "../../src/job/job_store.ts";
 import { withStore } from "../_store.ts";
-
-async function until(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<number> {
-  const start = performance.now();
-  while (!(await check())) {
-    if (performance.now() - start > timeoutMs) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  return performance.now() - start;
-}
+import { until } from "../_wait.ts";
 
 Deno.test("JobScheduler promotes a new job on NOTIFY, without waiting for its interval", async () => {
   await withStore(async ({ db, store }) => {

@@ -7,20 +7,9 @@
 import assert from "node:assert/strict";
 import { createWorker, type WorkerLogger } from "../../src/worker/mod.ts";
 import { withStore } from "../_store.ts";
+import { until } from "../_wait.ts";
 
 const SILENT: WorkerLogger = { info() {}, warn() {}, error() {} };
-
-async function until(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 Deno.test("createWorker({ prefetch }) claims ahead but runs at most `concurrency` handlers", async () => {
   await withStore(async ({ db, store }) => {

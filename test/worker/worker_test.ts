@@ -20,23 +20,9 @@ import {
   type WorkerLogger,
 } from "../../src/worker/mod.ts";
 import { withStore } from "../_store.ts";
+import { until } from "../_wait.ts";
 
 const SILENT: WorkerLogger = { info() {}, warn() {}, error() {} };
-
-async function until(
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<number> {
-  const start = performance.now();
-  while (!(await check())) {
-    if (performance.now() - start > timeoutMs) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  return performance.now() - start;
-}
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve!: (value: T) => void;
