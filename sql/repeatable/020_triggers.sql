@@ -266,9 +266,12 @@ declare
   v_failed uuid[];
   v_cancelled uuid[];
 begin
+  -- a job cancelled because something upstream failed passes dependency_failed on
   select pg_catalog.array_agg(n.id) filter (where n.status = 'completed'),
-         pg_catalog.array_agg(n.id) filter (where n.status = 'failed'),
-         pg_catalog.array_agg(n.id) filter (where n.status = 'cancelled')
+         pg_catalog.array_agg(n.id) filter (
+           where n.status = 'failed' or n.status_reason is not distinct from 'dependency_failed'),
+         pg_catalog.array_agg(n.id) filter (
+           where n.status = 'cancelled' and n.status_reason is distinct from 'dependency_failed')
     into v_completed, v_failed, v_cancelled
     from new_rows n join old_rows o on o.id = n.id
    where (n.status = 'completed' and o.status <> 'completed')
@@ -302,8 +305,7 @@ begin
     end if;
   end if;
 
-  -- 2. terminal failures and cancellations: cancel pending dependents, transitively, in one
-  --    statement per reason (so the nesting depth stays bounded for any chain length)
+  -- 2. terminal failures and cancellations: cancel pending dependents, transitively
   if v_failed is null and v_cancelled is null then
     return null;
   end if;
@@ -314,27 +316,33 @@ begin
     return null;
   end if;
 
-  -- direct dependents of terminally failed jobs: dependency_failed
+  -- every pending job downstream of a terminally failed job: dependency_failed; downstream of
+  -- a cancelled one: dependency_cancelled (the reason names how the root ended). One statement
+  -- per reason covers the whole closure, so the trigger's own nesting stays bounded.
   if v_failed is not null then
     perform jobengine._set_context('dependency_failed', 'scheduler');
+    with recursive downstream(id) as (
+      select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_failed)
+      union
+      select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
+    )
     update jobengine.jobs j
        set status = 'cancelled'
-     where j.status = 'pending'
-       and j.id in (select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_failed));
+      from downstream
+     where j.id = downstream.id and j.status = 'pending';
   end if;
-  -- everything else downstream: dependency_cancelled
-  perform jobengine._set_context('dependency_cancelled', 'scheduler');
-  with recursive downstream(id) as (
-    select d.job_id from jobengine.job_dependencies d
-     where d.depends_on_id = any (coalesce(v_failed, '{}') || coalesce(v_cancelled, '{}'))
-    union
-    select d.job_id from downstream
-      join jobengine.job_dependencies d on d.depends_on_id = downstream.id
-  )
-  update jobengine.jobs j
-     set status = 'cancelled'
-    from downstream
-   where j.id = downstream.id and j.status = 'pending';
+  if v_cancelled is not null then
+    perform jobengine._set_context('dependency_cancelled', 'scheduler');
+    with recursive downstream(id) as (
+      select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_cancelled)
+      union
+      select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
+    )
+    update jobengine.jobs j
+       set status = 'cancelled'
+      from downstream
+     where j.id = downstream.id and j.status = 'pending';
+  end if;
   perform jobengine._set_context(null, null);
   return null;
 end;

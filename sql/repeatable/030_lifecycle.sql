@@ -78,7 +78,10 @@ as $$
 declare
   v_status jobengine.job_status;
 begin
-  select case when bool_or(d.status = 'failed') then 'failed' else 'cancelled' end::jobengine.job_status
+  -- a dependency that failed, or was cancelled because something upstream failed, passes on
+  -- dependency_failed (the reason names how the root ended)
+  select case when bool_or(d.status = 'failed' or d.status_reason = 'dependency_failed') then 'failed'
+              else 'cancelled' end::jobengine.job_status
     into v_status
     from jobengine.jobs d
    where d.id = any (p_deps) and (d.status = 'cancelled' or (d.status = 'failed' and d.terminal))

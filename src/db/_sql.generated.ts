@@ -453,7 +453,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "1c6e2cbc448afb0d3f6fee69d2a840d6bc9568e3a23e2470d884baa6df807b3d",
+    checksum: "749abfd436df3a4cd19c6b23dfad910c1be03b8301014bc2f91aa4e2ce86a647",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -722,9 +722,12 @@ declare
   v_failed uuid[];
   v_cancelled uuid[];
 begin
+  -- a job cancelled because something upstream failed passes dependency_failed on
   select pg_catalog.array_agg(n.id) filter (where n.status = 'completed'),
-         pg_catalog.array_agg(n.id) filter (where n.status = 'failed'),
-         pg_catalog.array_agg(n.id) filter (where n.status = 'cancelled')
+         pg_catalog.array_agg(n.id) filter (
+           where n.status = 'failed' or n.status_reason is not distinct from 'dependency_failed'),
+         pg_catalog.array_agg(n.id) filter (
+           where n.status = 'cancelled' and n.status_reason is distinct from 'dependency_failed')
     into v_completed, v_failed, v_cancelled
     from new_rows n join old_rows o on o.id = n.id
    where (n.status = 'completed' and o.status <> 'completed')
@@ -758,8 +761,7 @@ begin
     end if;
   end if;
 
-  -- 2. terminal failures and cancellations: cancel pending dependents, transitively, in one
-  --    statement per reason (so the nesting depth stays bounded for any chain length)
+  -- 2. terminal failures and cancellations: cancel pending dependents, transitively
   if v_failed is null and v_cancelled is null then
     return null;
   end if;
@@ -770,27 +772,33 @@ begin
     return null;
   end if;
 
-  -- direct dependents of terminally failed jobs: dependency_failed
+  -- every pending job downstream of a terminally failed job: dependency_failed; downstream of
+  -- a cancelled one: dependency_cancelled (the reason names how the root ended). One statement
+  -- per reason covers the whole closure, so the trigger's own nesting stays bounded.
   if v_failed is not null then
     perform jobengine._set_context('dependency_failed', 'scheduler');
+    with recursive downstream(id) as (
+      select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_failed)
+      union
+      select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
+    )
     update jobengine.jobs j
        set status = 'cancelled'
-     where j.status = 'pending'
-       and j.id in (select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_failed));
+      from downstream
+     where j.id = downstream.id and j.status = 'pending';
   end if;
-  -- everything else downstream: dependency_cancelled
-  perform jobengine._set_context('dependency_cancelled', 'scheduler');
-  with recursive downstream(id) as (
-    select d.job_id from jobengine.job_dependencies d
-     where d.depends_on_id = any (coalesce(v_failed, '{}') || coalesce(v_cancelled, '{}'))
-    union
-    select d.job_id from downstream
-      join jobengine.job_dependencies d on d.depends_on_id = downstream.id
-  )
-  update jobengine.jobs j
-     set status = 'cancelled'
-    from downstream
-   where j.id = downstream.id and j.status = 'pending';
+  if v_cancelled is not null then
+    perform jobengine._set_context('dependency_cancelled', 'scheduler');
+    with recursive downstream(id) as (
+      select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_cancelled)
+      union
+      select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
+    )
+    update jobengine.jobs j
+       set status = 'cancelled'
+      from downstream
+     where j.id = downstream.id and j.status = 'pending';
+  end if;
   perform jobengine._set_context(null, null);
   return null;
 end;
@@ -958,7 +966,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "cdc07bd63b1f0108ecff0ce8673e5b5bb9f37ca2f89cc873cf792209b8aaf6f3",
+    checksum: "c10862f69b28fc4523984d9e3225d377587a9fdbd1e8c8c8c61d1cc9c1faec32",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1039,7 +1047,10 @@ as $$
 declare
   v_status jobengine.job_status;
 begin
-  select case when bool_or(d.status = 'failed') then 'failed' else 'cancelled' end::jobengine.job_status
+  -- a dependency that failed, or was cancelled because something upstream failed, passes on
+  -- dependency_failed (the reason names how the root ended)
+  select case when bool_or(d.status = 'failed' or d.status_reason = 'dependency_failed') then 'failed'
+              else 'cancelled' end::jobengine.job_status
     into v_status
     from jobengine.jobs d
    where d.id = any (p_deps) and (d.status = 'cancelled' or (d.status = 'failed' and d.terminal))

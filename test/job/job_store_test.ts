@@ -303,7 +303,7 @@ Deno.test("dependencies: a 1,000-node chain runs in order and a cancelled head c
   });
 });
 
-Deno.test("dependencies: a terminal failure cancels dependents with dependency_failed, then dependency_cancelled", async () => {
+Deno.test("dependencies: a terminal failure cancels every transitive dependent with dependency_failed", async () => {
   await withStore(async ({ store }) => {
     const [a, b, c] = await store.createWorkflow([
       { ref: "a", type: "f1", maxRetries: 0 },
@@ -315,7 +315,7 @@ Deno.test("dependencies: a terminal failure cancels dependents with dependency_f
     const failed = await store.fail(a!.id, claimed!.leaseId, { message: "x" });
     assert.equal(failed.terminal, true);
     assert.equal((await store.get(b!.id)).statusReason, "dependency_failed");
-    assert.equal((await store.get(c!.id)).statusReason, "dependency_cancelled");
+    assert.equal((await store.get(c!.id)).statusReason, "dependency_failed");
     assert.equal((await store.get(c!.id)).status, "cancelled");
   });
 });

@@ -1,5 +1,5 @@
--- A 1,000-node chain whose head fails terminally: the direct dependent is cancelled with reason
--- dependency_failed, the 998 beyond it with dependency_cancelled.
+-- A 1,000-node chain whose head fails terminally: every transitive dependent is cancelled with
+-- reason dependency_failed (SPEC 3: the reason names how the root dependency ended).
 begin;
 \ir ../_helpers.psql
 select plan(5);
@@ -34,8 +34,8 @@ select results_eq(
 select results_eq(
   $$ select j.status::text, j.status_reason, count(*)::integer
        from jobengine.jobs j join chain c on c.id = j.id where c.n > 2 group by 1, 2 $$,
-  $$ values ('cancelled'::text, 'dependency_cancelled'::text, 998) $$,
-  'the 998 beyond it are cancelled with dependency_cancelled'
+  $$ values ('cancelled'::text, 'dependency_failed'::text, 998) $$,
+  'the 998 beyond it are cancelled with dependency_failed too'
 );
 select is(
   (select count(*)::integer from jobengine.job_history h join chain c on c.id = h.job_id where c.n > 1),

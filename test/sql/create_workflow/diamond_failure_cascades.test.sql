@@ -1,5 +1,5 @@
--- A diamond whose root fails terminally: b and c (direct dependents) are cancelled with
--- dependency_failed, d (behind both) with dependency_cancelled; each once.
+-- A diamond whose root fails terminally: b, c and d (behind both) are all cancelled with
+-- dependency_failed, each once.
 begin;
 \ir ../_helpers.psql
 select plan(3);
@@ -23,8 +23,8 @@ select results_eq(
   $$ values ('fdiamond.a'::text, 'failed'::text, true, 'fatal'::text),
             ('fdiamond.b', 'cancelled', true, 'dependency_failed'),
             ('fdiamond.c', 'cancelled', true, 'dependency_failed'),
-            ('fdiamond.d', 'cancelled', true, 'dependency_cancelled') $$,
-  'a failed; b and c dependency_failed; d dependency_cancelled'
+            ('fdiamond.d', 'cancelled', true, 'dependency_failed') $$,
+  'a failed; b, c and d dependency_failed'
 );
 select is(
   (select count(*)::integer from jobengine.job_history h join wf on wf.id = h.job_id where h.to_status = 'cancelled'),

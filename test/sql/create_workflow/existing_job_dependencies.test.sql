@@ -24,10 +24,10 @@ select results_eq(
 );
 select results_eq(
   $$ select type, status::text, status_reason from wf where type in ('x.on_dead', 'x.after_dead', 'x.after_after') order by type $$,
-  $$ values ('x.after_after'::text, 'cancelled'::text, 'dependency_cancelled'::text),
-            ('x.after_dead', 'cancelled', 'dependency_cancelled'),
+  $$ values ('x.after_after'::text, 'cancelled'::text, 'dependency_failed'::text),
+            ('x.after_dead', 'cancelled', 'dependency_failed'),
             ('x.on_dead', 'cancelled', 'dependency_failed') $$,
-  'a terminally failed existing dependency cancels the dependent (dependency_failed) and the rest downstream (dependency_cancelled)'
+  'a terminally failed existing dependency cancels the dependent and everything downstream (dependency_failed)'
 );
 select results_eq(
   $$ select status::text from wf where type in ('x.on_done', 'x.on_open') order by type $$,
