@@ -246,7 +246,9 @@ export const JobErrorBody = v.union([
 /** `POST /jobs/:id/fail`. */
 export const FailBody = v.strictObject({
   leaseId: JobId,
-  error: JobErrorBody,
+  error: v.optional(
+    v.pipe(JobErrorBody, v.description('The failure (default { message: "Job failed" })')),
+  ),
   retryable: v.optional(
     v.pipe(v.boolean(), v.description("false: terminal at once (default true)")),
   ),

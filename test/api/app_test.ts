@@ -146,6 +146,21 @@ Deno.test("HTTP fail: attempt incremented; retryable failure goes running -> fai
   });
 });
 
+Deno.test("HTTP fail without an error body records a generic failure", async () => {
+  await withApp(async ({ client }) => {
+    const created = await client.post("/api/v1/jobs", { type: "bare-fail", maxRetries: 0 });
+    await client.post(`/api/v1/jobs/${created.body.id}/schedule`);
+    const claim = await client.post("/api/v1/jobs/claim", { workerId: "w", types: ["bare-fail"] });
+    const failed = await client.post(`/api/v1/jobs/${created.body.id}/fail`, {
+      leaseId: claim.body.jobs[0].leaseId,
+    });
+    assert.equal(failed.status, 200);
+    assert.equal(failed.body.status, "failed");
+    assert.equal(failed.body.terminal, true);
+    assert.deepEqual(failed.body.lastError, { message: "Job failed" });
+  });
+});
+
 Deno.test("HTTP retry policy maxRetries=3: re-enters scheduled 3 times, then the 4th failure is terminal", async () => {
   await withApp(async ({ client }) => {
     const job = await claimedJob(client, { retryPolicy: { maxRetries: 3, ...FAST_RETRY } });
@@ -545,9 +560,7 @@ Deno.test("HTTP 400 validation_failed with issues: bodies, queries, path ids, he
       "validation_failed",
     );
     assertProblem(
-      await client.post(`/api/v1/jobs/${crypto.randomUUID()}/fail`, {
-        leaseId: crypto.randomUUID(),
-      }),
+      await client.post(`/api/v1/jobs/${crypto.randomUUID()}/fail`, { error: "no lease given" }),
       400,
       "validation_failed",
     );

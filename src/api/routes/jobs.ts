@@ -269,7 +269,11 @@ export function jobRoutes(deps: ApiDeps): Route[] {
       handler: async (c, { params, body, tenantId }) => {
         await store.get(params.id, tenantId);
         const { leaseId, error, retryable } = body!;
-        const detail = typeof error === "string" ? { message: error } : { ...error };
+        const detail = error === undefined
+          ? { message: "Job failed" }
+          : typeof error === "string"
+          ? { message: error }
+          : { ...error };
         const job = await store.fail(params.id, leaseId, detail, retryable ?? true);
         return c.json(publicJob(job));
       },
