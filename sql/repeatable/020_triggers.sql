@@ -255,6 +255,26 @@ begin
 end;
 $$;
 
+-- Cancels every pending job downstream of p_roots (transitively) with p_reason, in one
+-- statement, so the dependency trigger's own nesting stays bounded for any chain length.
+create or replace function jobengine._cancel_downstream(p_roots uuid[], p_reason text)
+returns void
+language plpgsql
+as $$
+begin
+  perform jobengine._set_context(p_reason, 'scheduler');
+  with recursive downstream(id) as (
+    select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (p_roots)
+    union
+    select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
+  )
+  update jobengine.jobs j
+     set status = 'cancelled'
+    from downstream
+   where j.id = downstream.id and j.status = 'pending';
+end;
+$$;
+
 -- AFTER UPDATE (statement): dependency bookkeeping.
 create or replace function jobengine.tg_jobs__dependencies()
 returns trigger
@@ -320,28 +340,10 @@ begin
   -- a cancelled one: dependency_cancelled (the reason names how the root ended). One statement
   -- per reason covers the whole closure, so the trigger's own nesting stays bounded.
   if v_failed is not null then
-    perform jobengine._set_context('dependency_failed', 'scheduler');
-    with recursive downstream(id) as (
-      select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_failed)
-      union
-      select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
-    )
-    update jobengine.jobs j
-       set status = 'cancelled'
-      from downstream
-     where j.id = downstream.id and j.status = 'pending';
+    perform jobengine._cancel_downstream(v_failed, 'dependency_failed');
   end if;
   if v_cancelled is not null then
-    perform jobengine._set_context('dependency_cancelled', 'scheduler');
-    with recursive downstream(id) as (
-      select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_cancelled)
-      union
-      select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
-    )
-    update jobengine.jobs j
-       set status = 'cancelled'
-      from downstream
-     where j.id = downstream.id and j.status = 'pending';
+    perform jobengine._cancel_downstream(v_cancelled, 'dependency_cancelled');
   end if;
   perform jobengine._set_context(null, null);
   return null;

@@ -94,6 +94,20 @@ begin
 end;
 $$;
 
+-- Raises JE006: the idempotency key p_key already names job p_id, created by another request.
+create or replace function jobengine._idempotency_conflict(p_key text, p_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'JE006',
+    message = format('Idempotency key "%s" was already used for a different request (job %s)', p_key, p_id),
+    detail = pg_catalog.json_build_object('idempotencyKey', p_key, 'jobId', p_id)::text;
+end;
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- create_job: a new pending job. Options: tenantId, priority, dependsOn uuid[], retryPolicy,
 -- maxRetries, notBefore, requiresNetwork, idempotencyKey, correlationId, actor.
@@ -134,10 +148,7 @@ begin
     select * into v_job from jobengine.jobs j where j.tenant_id = v_tenant and j.idempotency_key = v_key;
     if found then
       if v_job.request_hash is distinct from v_hash then
-        raise exception using
-          errcode = 'JE006',
-          message = format('Idempotency key "%s" was already used for a different request (job %s)', v_key, v_job.id),
-          detail = pg_catalog.json_build_object('idempotencyKey', v_key, 'jobId', v_job.id)::text;
+        perform jobengine._idempotency_conflict(v_key, v_job.id);
       end if;
       return v_job;
     end if;
@@ -177,10 +188,7 @@ begin
     -- a concurrent request with the same key won the race
     select * into v_job from jobengine.jobs j where j.tenant_id = v_tenant and j.idempotency_key = v_key;
     if v_job.request_hash is distinct from v_hash then
-      raise exception using
-        errcode = 'JE006',
-        message = format('Idempotency key "%s" was already used for a different request (job %s)', v_key, v_job.id),
-        detail = pg_catalog.json_build_object('idempotencyKey', v_key, 'jobId', v_job.id)::text;
+      perform jobengine._idempotency_conflict(v_key, v_job.id);
     end if;
     return v_job;
   end if;

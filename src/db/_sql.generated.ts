@@ -453,7 +453,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "749abfd436df3a4cd19c6b23dfad910c1be03b8301014bc2f91aa4e2ce86a647",
+    checksum: "6108af26cc11a43e62870969a8fb8a7f340809734b09ce1ca1ab918475bacce9",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -711,6 +711,26 @@ begin
 end;
 $$;
 
+-- Cancels every pending job downstream of p_roots (transitively) with p_reason, in one
+-- statement, so the dependency trigger's own nesting stays bounded for any chain length.
+create or replace function jobengine._cancel_downstream(p_roots uuid[], p_reason text)
+returns void
+language plpgsql
+as $$
+begin
+  perform jobengine._set_context(p_reason, 'scheduler');
+  with recursive downstream(id) as (
+    select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (p_roots)
+    union
+    select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
+  )
+  update jobengine.jobs j
+     set status = 'cancelled'
+    from downstream
+   where j.id = downstream.id and j.status = 'pending';
+end;
+$$;
+
 -- AFTER UPDATE (statement): dependency bookkeeping.
 create or replace function jobengine.tg_jobs__dependencies()
 returns trigger
@@ -776,28 +796,10 @@ begin
   -- a cancelled one: dependency_cancelled (the reason names how the root ended). One statement
   -- per reason covers the whole closure, so the trigger's own nesting stays bounded.
   if v_failed is not null then
-    perform jobengine._set_context('dependency_failed', 'scheduler');
-    with recursive downstream(id) as (
-      select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_failed)
-      union
-      select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
-    )
-    update jobengine.jobs j
-       set status = 'cancelled'
-      from downstream
-     where j.id = downstream.id and j.status = 'pending';
+    perform jobengine._cancel_downstream(v_failed, 'dependency_failed');
   end if;
   if v_cancelled is not null then
-    perform jobengine._set_context('dependency_cancelled', 'scheduler');
-    with recursive downstream(id) as (
-      select d.job_id from jobengine.job_dependencies d where d.depends_on_id = any (v_cancelled)
-      union
-      select d.job_id from downstream join jobengine.job_dependencies d on d.depends_on_id = downstream.id
-    )
-    update jobengine.jobs j
-       set status = 'cancelled'
-      from downstream
-     where j.id = downstream.id and j.status = 'pending';
+    perform jobengine._cancel_downstream(v_cancelled, 'dependency_cancelled');
   end if;
   perform jobengine._set_context(null, null);
   return null;
@@ -966,7 +968,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "c10862f69b28fc4523984d9e3225d377587a9fdbd1e8c8c8c61d1cc9c1faec32",
+    checksum: "984221cc2a9434a72595cdebaa9bf7decc08c6e7d64249bdb643398ed248a674",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1063,6 +1065,20 @@ begin
 end;
 $$;
 
+-- Raises JE006: the idempotency key p_key already names job p_id, created by another request.
+create or replace function jobengine._idempotency_conflict(p_key text, p_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'JE006',
+    message = format('Idempotency key "%s" was already used for a different request (job %s)', p_key, p_id),
+    detail = pg_catalog.json_build_object('idempotencyKey', p_key, 'jobId', p_id)::text;
+end;
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- create_job: a new pending job. Options: tenantId, priority, dependsOn uuid[], retryPolicy,
 -- maxRetries, notBefore, requiresNetwork, idempotencyKey, correlationId, actor.
@@ -1103,10 +1119,7 @@ begin
     select * into v_job from jobengine.jobs j where j.tenant_id = v_tenant and j.idempotency_key = v_key;
     if found then
       if v_job.request_hash is distinct from v_hash then
-        raise exception using
-          errcode = 'JE006',
-          message = format('Idempotency key "%s" was already used for a different request (job %s)', v_key, v_job.id),
-          detail = pg_catalog.json_build_object('idempotencyKey', v_key, 'jobId', v_job.id)::text;
+        perform jobengine._idempotency_conflict(v_key, v_job.id);
       end if;
       return v_job;
     end if;
@@ -1146,10 +1159,7 @@ begin
     -- a concurrent request with the same key won the race
     select * into v_job from jobengine.jobs j where j.tenant_id = v_tenant and j.idempotency_key = v_key;
     if v_job.request_hash is distinct from v_hash then
-      raise exception using
-        errcode = 'JE006',
-        message = format('Idempotency key "%s" was already used for a different request (job %s)', v_key, v_job.id),
-        detail = pg_catalog.json_build_object('idempotencyKey', v_key, 'jobId', v_job.id)::text;
+      perform jobengine._idempotency_conflict(v_key, v_job.id);
     end if;
     return v_job;
   end if;
