@@ -230,6 +230,7 @@ declare
   v_node integer;
   v_i integer;
   v_bad text;
+  v_job jsonb;
   v_default_policy jsonb := jobengine.normalize_retry_policy(null);
 begin
   perform jobengine._check_options(v_options, array['tenantId', 'correlationId', 'actor']);
@@ -242,24 +243,27 @@ begin
   end if;
   v_tenant := coalesce(v_options ->> 'tenantId', 'default');
 
-  -- each job's shape
-  for v_i in 0 .. v_n - 1 loop
-    if pg_catalog.jsonb_typeof(p_jobs -> v_i) <> 'object' then
+  -- each job's shape, in one pass over the array (indexing p_jobs -> i would re-read the whole
+  -- value for every job)
+  for v_job, v_i in
+    select e.value, (e.ord - 1)::integer from pg_catalog.jsonb_array_elements(p_jobs) with ordinality e(value, ord)
+  loop
+    if pg_catalog.jsonb_typeof(v_job) <> 'object' then
       perform jobengine._invalid_argument(format('jobs[%s]', v_i), 'must be an object');
     end if;
-    perform jobengine._check_options((p_jobs -> v_i) - array['ref', 'type', 'payload', 'dependsOn'],
+    perform jobengine._check_options(v_job - array['ref', 'type', 'payload', 'dependsOn'],
       array['priority', 'retryPolicy', 'maxRetries', 'notBefore', 'requiresNetwork', 'correlationId']);
-    if (p_jobs -> v_i) ? 'dependsOn' and (pg_catalog.jsonb_typeof(p_jobs -> v_i -> 'dependsOn') <> 'array'
-       or exists (select from pg_catalog.jsonb_array_elements(p_jobs -> v_i -> 'dependsOn') d(value)
+    if v_job ? 'dependsOn' and (pg_catalog.jsonb_typeof(v_job -> 'dependsOn') <> 'array'
+       or exists (select from pg_catalog.jsonb_array_elements(v_job -> 'dependsOn') d(value)
                    where pg_catalog.jsonb_typeof(d.value) <> 'string')) then
       perform jobengine._invalid_argument(format('jobs[%s].dependsOn', v_i), 'must be an array of refs or job ids');
     end if;
-    if pg_catalog.jsonb_typeof(p_jobs -> v_i -> 'ref') is distinct from 'string'
-       or pg_catalog.char_length(p_jobs -> v_i ->> 'ref') not between 1 and 200 then
+    if pg_catalog.jsonb_typeof(v_job -> 'ref') is distinct from 'string'
+       or pg_catalog.char_length(v_job ->> 'ref') not between 1 and 200 then
       perform jobengine._invalid_argument(format('jobs[%s].ref', v_i), 'must be a string of 1 to 200 characters');
     end if;
-    if pg_catalog.jsonb_typeof(p_jobs -> v_i -> 'type') is distinct from 'string'
-       or pg_catalog.char_length(p_jobs -> v_i ->> 'type') not between 1 and 200 then
+    if pg_catalog.jsonb_typeof(v_job -> 'type') is distinct from 'string'
+       or pg_catalog.char_length(v_job ->> 'type') not between 1 and 200 then
       perform jobengine._invalid_argument(format('jobs[%s].type', v_i), 'must be a string of 1 to 200 characters');
     end if;
   end loop;
