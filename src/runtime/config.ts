@@ -11,6 +11,7 @@
  * | `JOBENGINE_SEALED` | unset | `1`/`true`/`0`/`false`: seal or unseal the engine at start |
  * | `JOBENGINE_BODY_LIMIT` | `1048576` | largest request body, in bytes (`k`/`m` suffixes allowed) |
  * | `JOBENGINE_WORKER_CONCURRENCY` | `4` | handlers of the built-in worker at once; `0`: no worker |
+ * | `JOBENGINE_WORKER_PREFETCH` | `0` | jobs the built-in worker claims ahead of free slots (a local queue, for throughput) |
  * | `JOBENGINE_HANDLERS` | unset | module whose `default` (or `handlers`) export maps job types to handlers; unset: the built-in `noop`, `echo`, `sleep` |
  * | `JOBENGINE_ALLOW` | unset | extra `host:port` entries for the sealed-mode network guard, comma-separated |
  * | `JOBENGINE_DRAIN_MS` | `30000` | at shutdown, how long running handlers may take to finish |
@@ -85,6 +86,7 @@ export const EnvSchema = v.object({
     "1048576",
   ),
   JOBENGINE_WORKER_CONCURRENCY: v.optional(integer("JOBENGINE_WORKER_CONCURRENCY", 0, 1000), "4"),
+  JOBENGINE_WORKER_PREFETCH: v.optional(integer("JOBENGINE_WORKER_PREFETCH", 0, 10000), "0"),
   JOBENGINE_HANDLERS: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1))),
   JOBENGINE_ALLOW: v.optional(
     v.pipe(
@@ -113,6 +115,7 @@ export interface Config {
   sealed: boolean | undefined;
   bodyLimitBytes: number;
   workerConcurrency: number;
+  workerPrefetch: number;
   handlersModule: string | undefined;
   allow: string[];
   drainMs: number;
@@ -157,6 +160,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sealed: out.JOBENGINE_SEALED,
     bodyLimitBytes: out.JOBENGINE_BODY_LIMIT,
     workerConcurrency: out.JOBENGINE_WORKER_CONCURRENCY,
+    workerPrefetch: out.JOBENGINE_WORKER_PREFETCH,
     handlersModule: out.JOBENGINE_HANDLERS,
     allow: out.JOBENGINE_ALLOW,
     drainMs: out.JOBENGINE_DRAIN_MS,

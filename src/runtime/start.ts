@@ -144,6 +144,7 @@ export async function startEngine(config: Config, logger: Logger): Promise<Engin
         db,
         handlers,
         concurrency: config.workerConcurrency,
+        prefetch: config.workerPrefetch,
         sealed: config.sealed,
         allow: [...(dbEndpoint ? [dbEndpoint] : []), ...config.allow],
         logger,

@@ -11,6 +11,7 @@ Deno.test("loadConfig() applies the documented defaults", () => {
     sealed: undefined,
     bodyLimitBytes: 1024 * 1024,
     workerConcurrency: 4,
+    workerPrefetch: 0,
     handlersModule: undefined,
     allow: [],
     drainMs: 30_000,
@@ -27,6 +28,7 @@ Deno.test("loadConfig() reads every variable", () => {
     JOBENGINE_SEALED: "TRUE",
     JOBENGINE_BODY_LIMIT: "512k",
     JOBENGINE_WORKER_CONCURRENCY: "0",
+    JOBENGINE_WORKER_PREFETCH: "64",
     JOBENGINE_HANDLERS: "./handlers.ts",
     JOBENGINE_ALLOW: "10.0.0.1:443, [::1]:8443",
     JOBENGINE_DRAIN_MS: "500",
@@ -38,6 +40,7 @@ Deno.test("loadConfig() reads every variable", () => {
   assert.equal(config.sealed, true);
   assert.equal(config.bodyLimitBytes, 512 * 1024);
   assert.equal(config.workerConcurrency, 0);
+  assert.equal(config.workerPrefetch, 64);
   assert.equal(config.handlersModule, "./handlers.ts");
   assert.deepEqual(config.allow, ["10.0.0.1:443", "[::1]:8443"]);
   assert.equal(config.drainMs, 500);
