@@ -4,10 +4,12 @@
  *
  * @module
  */
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { JobScheduler } from "../scheduler/job_scheduler.ts";
 import { createWorker, type JobHandlers, type WorkerLogger } from "../worker/mod.ts";
+import {
+  HandlersModuleError,
+  loadHandlers as loadHandlersModule,
+} from "../worker/load_handlers.ts";
 import {
   type CliContext,
   type Command,
@@ -21,35 +23,14 @@ import {
 const USAGE = "worker <module-path> [--concurrency n] [--lease-seconds n] [--drain-ms n] " +
   "[--base-url url] [--no-scheduler] [--sealed] [--allow host:port,...]";
 
-/** Loads the handlers a module exports: `default` or `handlers`, an object of functions. */
+/** Loads the handlers a module exports; a module that will not load is a usage error. */
 export async function loadHandlers(ctx: CliContext, path: string): Promise<JobHandlers> {
-  const url = /^[a-z][a-z0-9+.-]*:/i.test(path) && !/^[a-z]:[\\/]/i.test(path)
-    ? path
-    : pathToFileURL(resolve(ctx.io.cwd(), path)).href;
-  let module: Record<string, unknown>;
   try {
-    module = await import(url);
+    return await loadHandlersModule(path, ctx.io.cwd());
   } catch (error) {
-    throw new UsageError(`Cannot load handlers from ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    if (error instanceof HandlersModuleError) throw new UsageError(error.message, { cause: error });
+    throw error;
   }
-  const handlers = module.default ?? module.handlers;
-  if (!handlers || typeof handlers !== "object") {
-    throw new UsageError(
-      `Cannot load handlers from ${path}: export an object of handlers as default or as \`handlers\``,
-    );
-  }
-  const entries = Object.entries(handlers as Record<string, unknown>);
-  const bad = entries.find(([, fn]) => typeof fn !== "function");
-  if (entries.length === 0 || bad) {
-    throw new UsageError(
-      bad
-        ? `Invalid handler "${bad[0]}" in ${path}: expected a function (job, ctx) => Promise`
-        : `No handlers in ${path}`,
-    );
-  }
-  return handlers as JobHandlers;
 }
 
 function cliLogger(ctx: CliContext): WorkerLogger & { debug(): void } {

@@ -21,8 +21,6 @@
  *
  * @module
  */
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { createApp, VERSION } from "../api/app.ts";
 import { connectDatabase } from "../db/connect.ts";
 import { migrate } from "../db/migrate.ts";
@@ -31,8 +29,9 @@ import { DatabaseUnavailableError } from "../errors.ts";
 import { TimelineEventEmitter } from "../events/timeline_event_emitter.ts";
 import { JobStore } from "../job/job_store.ts";
 import { JobScheduler } from "../scheduler/job_scheduler.ts";
-import { createWorker, type JobHandlers, type Worker } from "../worker/worker.ts";
+import { createWorker, type Worker } from "../worker/worker.ts";
 import { BUILTIN_HANDLERS } from "./builtin_handlers.ts";
+import { loadHandlers } from "../worker/load_handlers.ts";
 import { databaseEndpoint } from "./_endpoint.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -48,30 +47,6 @@ export interface Engine {
   readonly db: Database;
   /** Shuts everything down gracefully (see the module doc); safe to call twice. */
   stop(): Promise<void>;
-}
-
-/** Loads a handlers module: its `default` or `handlers` export, an object of functions. */
-export async function loadHandlers(path: string): Promise<JobHandlers> {
-  const url = /^[a-z][a-z0-9+.-]*:/i.test(path) && !/^[a-z]:[\\/]/i.test(path)
-    ? path
-    : pathToFileURL(resolve(path)).href;
-  const module = await import(url) as Record<string, unknown>;
-  const handlers = module.default ?? module.handlers;
-  if (!handlers || typeof handlers !== "object") {
-    throw new Error(
-      `Cannot load handlers from ${path}: export an object of handlers as default or as \`handlers\``,
-    );
-  }
-  const entries = Object.entries(handlers as Record<string, unknown>);
-  const bad = entries.find(([, fn]) => typeof fn !== "function");
-  if (entries.length === 0 || bad) {
-    throw new Error(
-      bad
-        ? `Invalid handler "${bad[0]}" in ${path}: expected a function (job, ctx) => Promise`
-        : `No handlers in ${path}`,
-    );
-  }
-  return handlers as JobHandlers;
 }
 
 async function connectAndMigrate(config: Config, logger: Logger): Promise<Database> {

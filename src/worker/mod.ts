@@ -22,3 +22,4 @@ export {
   type WorkerOptions,
   type WorkerStats,
 } from "./worker.ts";
+export { HandlersModuleError, loadHandlers } from "./load_handlers.ts";
