@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { permissionFlags } from "../../src/runtime/launch.ts";
 import { ConfigError, loadConfig } from "../../src/runtime/config.ts";
 import { freshDatabase } from "../_db.ts";
+import { countingListener } from "../_listener.ts";
 
 const PATHS = { projectDir: "/srv/jobengine", cwd: "/srv/jobengine", denoDir: "/var/cache/deno" };
 
@@ -51,27 +52,6 @@ function freePort(): number {
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   return port;
-}
-
-/** A TCP listener on 127.0.0.1 that counts accepted connections. */
-function countingListener(): { port: number; count(): number; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  let accepted = 0;
-  (async () => {
-    try {
-      for await (const conn of listener) {
-        accepted++;
-        conn.close();
-      }
-    } catch {
-      // closed
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    count: () => accepted,
-    close: () => listener.close(),
-  };
 }
 
 async function runBypassJob(
@@ -162,7 +142,7 @@ Deno.test("deno task start:sealed: a handler that bypasses the guard still canno
     assert.equal(open.result.connected, true, JSON.stringify(open));
     assert.equal(listener.count(), 1);
   } finally {
-    listener.close();
+    await listener.close();
     await fresh.drop();
   }
 });

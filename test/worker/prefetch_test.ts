@@ -6,10 +6,18 @@
  */
 import assert from "node:assert/strict";
 import { createWorker, type WorkerLogger } from "../../src/worker/mod.ts";
+import type { Database } from "../../src/db/port.ts";
 import { withStore } from "../_store.ts";
 import { until } from "../_wait.ts";
 
 const SILENT: WorkerLogger = { info() {}, warn() {}, error() {} };
+
+async function completedJobs(db: Database): Promise<number> {
+  const rows = await db.query<{ n: number }>(
+    "select count(*)::int as n from jobengine.jobs where status = 'completed'",
+  );
+  return rows[0]!.n;
+}
 
 Deno.test("createWorker({ prefetch }) claims ahead but runs at most `concurrency` handlers", async () => {
   await withStore(async ({ db, store }) => {
@@ -37,16 +45,7 @@ Deno.test("createWorker({ prefetch }) claims ahead but runs at most `concurrency
     });
     await worker.start();
     try {
-      await until(
-        async () => {
-          const rows = await db.query<{ n: number }>(
-            "select count(*)::int as n from jobengine.jobs where status = 'completed'",
-          );
-          return rows[0]!.n === 300;
-        },
-        30_000,
-        "300 jobs to complete",
-      );
+      await until(async () => (await completedJobs(db)) === 300, 30_000, "300 jobs to complete");
     } finally {
       await worker.stop();
     }
@@ -138,16 +137,7 @@ Deno.test("createWorker({ prefetch }) beyond claim_jobs' 1,000-job limit still c
     });
     await worker.start();
     try {
-      await until(
-        async () => {
-          const rows = await db.query<{ n: number }>(
-            "select count(*)::int as n from jobengine.jobs where status = 'completed'",
-          );
-          return rows[0]!.n === 50;
-        },
-        10_000,
-        "50 jobs to complete",
-      );
+      await until(async () => (await completedJobs(db)) === 50, 10_000, "50 jobs to complete");
     } finally {
       await worker.stop();
     }
