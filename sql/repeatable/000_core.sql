@@ -18,6 +18,19 @@ as $$
          pg_catalog.set_config('jobengine.actor', coalesce(p_actor, ''), true);
 $$;
 
+-- Marks the rest of the current statement sequence as bookkept: its UPDATEs of jobengine.jobs
+-- set the bookkeeping columns themselves (version, attempt, timestamps, lease, reason, actor), so
+-- the per-row BEFORE triggers stand aside (see 020_triggers.sql). Only the set-based hot paths
+-- (claim_jobs_for, complete_job, complete_jobs) use it. Whoever sets it by hand still gets the
+-- transition rules: the AFTER statement trigger re-checks every pair set-based.
+create or replace function jobengine._set_bookkept(p_on boolean)
+returns void
+language sql
+set search_path = ''
+as $$
+  select pg_catalog.set_config('jobengine.bookkeeping', case when p_on then 'on' else '' end, true);
+$$;
+
 -- Raises JE009 with a message and the offending field.
 create or replace function jobengine._invalid_argument(p_field text, p_message text)
 returns void

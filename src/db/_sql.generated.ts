@@ -203,7 +203,7 @@ alter table jobengine.jobs alter column id set default jobengine.uuid_v7();
   {
     name: "000_core.sql",
     kind: "repeatable",
-    checksum: "0fa8a87252769d02cb52f30424c7f10117e981ca827c9e5f8815a68c245644e9",
+    checksum: "19b92c380b6460ad9643679c0bb091fe8e4a8b6db57e625ee8fdd15c5b868f3e",
     sql: `-- Core helpers: transition context, sealed mode settings, retry policy.
 -- Repeatable: re-applied whenever this file changes. Every function is \`create or replace\`.
 --
@@ -222,6 +222,19 @@ set search_path = ''
 as $$
   select pg_catalog.set_config('jobengine.reason', coalesce(p_reason, ''), true),
          pg_catalog.set_config('jobengine.actor', coalesce(p_actor, ''), true);
+$$;
+
+-- Marks the rest of the current statement sequence as bookkept: its UPDATEs of jobengine.jobs
+-- set the bookkeeping columns themselves (version, attempt, timestamps, lease, reason, actor), so
+-- the per-row BEFORE triggers stand aside (see 020_triggers.sql). Only the set-based hot paths
+-- (claim_jobs_for, complete_job, complete_jobs) use it. Whoever sets it by hand still gets the
+-- transition rules: the AFTER statement trigger re-checks every pair set-based.
+create or replace function jobengine._set_bookkept(p_on boolean)
+returns void
+language sql
+set search_path = ''
+as $$
+  select pg_catalog.set_config('jobengine.bookkeeping', case when p_on then 'on' else '' end, true);
 $$;
 
 -- Raises JE009 with a message and the offending field.
@@ -453,14 +466,22 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "6108af26cc11a43e62870969a8fb8a7f340809734b09ce1ca1ab918475bacce9",
+    checksum: "8064608da536352d8a83ac48d640d80dbc6f6017398bfd3c8465d6576e7dadac",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
 --                      jobengine.job_transitions (JE001) and keep the row's bookkeeping
 --                      (version, attempt, timestamps, lease, reason, actor) consistent.
+--                      _100_check_transition stands aside for rows whose statement bumped
+--                      \`version\` itself: the hot paths (claim_jobs_for, complete_job[s]) set
+--                      every bookkeeping column in one set-based UPDATE, which saves a PL/pgSQL
+--                      call per row. Only a statement marked bookkept (jobengine._set_bookkept)
+--                      may write \`version\` (_150_protect_bookkeeping), and every pair is checked
+--                      again set-based after the statement, so no path skips the rules.
 -- jobs, AFTER (statement, transition tables):
---                      _500_history   one job_history row and one timeline_events row per
+--                      _500_history   re-checks every transition of the statement (JE001, and
+--                                     JE007 / JE008 for hand-made bookkeeping), then writes one
+--                                     job_history row and one timeline_events row per
 --                                     transition, then NOTIFY jobengine_events (max seq; coalesced,
 --                                     see jobengine._notify)
 --                      _600_dependencies  schedules dependents whose last dependency completed;
@@ -578,6 +599,28 @@ as $$
   end;
 $$;
 
+-- Event ids. A random UUID per event costs about 2.5 us here (pg_strong_random), as much as
+-- the rest of the event row; the triggers instead take 8 random bytes once per statement and
+-- append the event's own global sequence number, which is unique by construction. The result
+-- is a well-formed version 8 UUID (RFC 9562): version nibble 8, variant bits 10 (sequence
+-- numbers stay below 2^62).
+create or replace function jobengine._event_id_prefix()
+returns bytea
+language sql
+volatile
+as $$
+  select pg_catalog.set_byte(b, 6, (pg_catalog.get_byte(b, 6) & 15) | 128)
+    from (select pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 1, 8) as b) r;
+$$;
+
+create or replace function jobengine._event_id(p_prefix bytea, p_sequence bigint)
+returns uuid
+language sql
+immutable
+as $$
+  select pg_catalog.encode(p_prefix || pg_catalog.int8send(p_sequence | (-9223372036854775808)::bigint), 'hex')::uuid;
+$$;
+
 -- AFTER INSERT (statement): history and event for each created job.
 create or replace function jobengine.tg_jobs__history_insert()
 returns trigger
@@ -585,18 +628,22 @@ language plpgsql
 as $$
 declare
   v_max bigint;
+  v_prefix bytea := jobengine._event_id_prefix();
 begin
   with h as (
     insert into jobengine.job_history (job_id, seq, from_status, to_status, attempt, reason, actor, details, occurred_at)
     select n.id, n.version, null, n.status, n.attempt, n.status_reason, n.status_actor, '{}'::jsonb, n.created_at
       from new_rows n
   ), e as (
-    insert into jobengine.timeline_events (type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
-    select 'job.created', n.tenant_id, n.id, n.created_at, n.correlation_id, n.status_actor,
+    insert into jobengine.timeline_events (sequence, id, type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
+    overriding system value
+    select n.seq, jobengine._event_id(v_prefix, n.seq), 'job.created', n.tenant_id, n.id, n.created_at,
+           n.correlation_id, n.status_actor,
            pg_catalog.jsonb_build_object(
              'to', n.status, 'type', n.type, 'priority', n.priority, 'dependsOn', pg_catalog.to_jsonb(n.depends_on),
              'requiresNetwork', n.requires_network, 'notBefore', n.not_before, 'reason', n.status_reason)
-      from new_rows n
+      from (select pg_catalog.nextval('jobengine.timeline_events_sequence_seq'::regclass) as seq, r.*
+              from new_rows r) n
     returning sequence
   )
   select max(e.sequence) into v_max from e;
@@ -607,19 +654,57 @@ begin
 end;
 $$;
 
--- AFTER UPDATE (statement): history and event for each row whose status changed.
+-- AFTER UPDATE (statement): checks every transition of the statement, then writes history and
+-- an event for each row whose status changed.
 create or replace function jobengine.tg_jobs__history_update()
 returns trigger
 language plpgsql
 as $$
 declare
   v_max bigint;
+  v_prefix bytea;
+  v_id uuid;
+  v_from jobengine.job_status;
+  v_to jobengine.job_status;
+  v_pending integer;
+  v_step integer;
 begin
+  -- The rules, set-based, for every row whose version moved (every transition moves it). Rows
+  -- that went through _100_check_transition pass trivially; this is what holds rows whose
+  -- statement did its own bookkeeping to the same rules.
+  select o.id, o.status, n.status, n.pending_dependencies, n.version - o.version
+    into v_id, v_from, v_to, v_pending, v_step
+    from new_rows n
+    join old_rows o on o.id = n.id
+   where n.version is distinct from o.version
+     and (n.version is distinct from o.version + 1
+       or (o.status = 'pending' and n.status = 'scheduled' and n.pending_dependencies > 0)
+       or not exists (
+            select from jobengine.job_transitions t where t.from_status = o.status and t.to_status = n.status))
+   limit 1;
+  if found then
+    if not exists (select from jobengine.job_transitions t where t.from_status = v_from and t.to_status = v_to) then
+      perform jobengine._invalid_transition(v_id, v_from, v_to);
+    end if;
+    if v_step is distinct from 1 then
+      raise exception using
+        errcode = 'JE008',
+        message = format('UPDATE of job %s refused: version must move by exactly 1 per transition', v_id),
+        detail = pg_catalog.json_build_object('table', 'jobs', 'jobId', v_id)::text;
+    end if;
+    raise exception using
+      errcode = 'JE007',
+      message = format('Cannot schedule job %s: %s dependencies not yet completed', v_id, v_pending),
+      detail = pg_catalog.json_build_object('jobId', v_id, 'pendingDependencies', v_pending)::text;
+  end if;
+
+  v_prefix := jobengine._event_id_prefix();
   with changed as materialized (
     -- only what history and events need: payload and result can be large
     select n.id, n.version, n.status, n.attempt, n.status_reason, n.status_actor, n.lease_owner,
            n.lease_expires_at, n.last_error, n.terminal, n.not_before, n.completed_at, n.updated_at,
-           n.tenant_id, n.correlation_id, n.type, o.status as from_status
+           n.tenant_id, n.correlation_id, n.type, o.status as from_status,
+           pg_catalog.nextval('jobengine.timeline_events_sequence_seq'::regclass) as seq
       from new_rows n
       join old_rows o on o.id = n.id
      where o.status is distinct from n.status
@@ -636,15 +721,32 @@ begin
            c.updated_at
       from changed c
   ), e as (
-    insert into jobengine.timeline_events (type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
-    select jobengine._event_type(c.from_status, c.status), c.tenant_id, c.id, c.updated_at, c.correlation_id,
-           c.status_actor,
-           pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-             'from', c.from_status, 'to', c.status, 'type', c.type, 'attempt', c.attempt, 'reason', c.status_reason,
-             'leaseOwner', case when c.status = 'running' then c.lease_owner end,
-             'notBefore', case when c.status = 'scheduled' then c.not_before end,
-             'error', case when c.status = 'failed' then c.last_error end,
-             'terminal', case when c.status in ('failed', 'completed', 'cancelled') then c.terminal end))
+    insert into jobengine.timeline_events (sequence, id, type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
+    overriding system value
+    select c.seq, jobengine._event_id(v_prefix, c.seq), jobengine._event_type(c.from_status, c.status), c.tenant_id,
+           c.id, c.updated_at, c.correlation_id, c.status_actor,
+           -- the common shapes built directly; jsonb_strip_nulls only when something may be null
+           case
+             when c.status_reason is null or c.status = 'failed' then
+               pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                 'from', c.from_status, 'to', c.status, 'type', c.type, 'attempt', c.attempt, 'reason', c.status_reason,
+                 'leaseOwner', case when c.status = 'running' then c.lease_owner end,
+                 'notBefore', case when c.status = 'scheduled' then c.not_before end,
+                 'error', case when c.status = 'failed' then c.last_error end,
+                 'terminal', case when c.status in ('failed', 'completed', 'cancelled') then c.terminal end))
+             when c.status = 'running' then
+               pg_catalog.jsonb_build_object('from', c.from_status, 'to', c.status, 'type', c.type,
+                 'attempt', c.attempt, 'reason', c.status_reason, 'leaseOwner', c.lease_owner)
+             when c.status = 'scheduled' then
+               pg_catalog.jsonb_build_object('from', c.from_status, 'to', c.status, 'type', c.type,
+                 'attempt', c.attempt, 'reason', c.status_reason, 'notBefore', c.not_before)
+             when c.status in ('completed', 'cancelled') then
+               pg_catalog.jsonb_build_object('from', c.from_status, 'to', c.status, 'type', c.type,
+                 'attempt', c.attempt, 'reason', c.status_reason, 'terminal', c.terminal)
+             else
+               pg_catalog.jsonb_build_object('from', c.from_status, 'to', c.status, 'type', c.type,
+                 'attempt', c.attempt, 'reason', c.status_reason)
+           end
       from changed c
     returning sequence
   )
@@ -852,14 +954,17 @@ returns trigger
 language plpgsql
 as $$
 begin
+  -- a bookkept statement (jobengine._set_bookkept) moves attempt and version itself; nothing
+  -- moves the identity columns
   if pg_catalog.pg_trigger_depth() = 1 and (
        new.id is distinct from old.id or new.tenant_id is distinct from old.tenant_id
     or new.type is distinct from old.type
-    or new.attempt is distinct from old.attempt or new.version is distinct from old.version
     or new.pending_dependencies is distinct from old.pending_dependencies
     or new.depends_on is distinct from old.depends_on
     or new.idempotency_key is distinct from old.idempotency_key
     or new.request_hash is distinct from old.request_hash
+    or (pg_catalog.current_setting('jobengine.bookkeeping', true) is distinct from 'on' and (
+          new.attempt is distinct from old.attempt or new.version is distinct from old.version))
   ) then
     raise exception using
       errcode = 'JE008',
@@ -911,7 +1016,9 @@ create or replace trigger _100_check_insert
   for each row execute function jobengine.tg_jobs__check_insert();
 create or replace trigger _100_check_transition
   before update of status on jobengine.jobs
-  for each row execute function jobengine.tg_jobs__check_transition();
+  for each row
+  when (new.version = old.version)
+  execute function jobengine.tg_jobs__check_transition();
 create or replace trigger _500_history_insert
   after insert on jobengine.jobs
   referencing new table as new_rows
@@ -942,7 +1049,16 @@ create or replace trigger _100_no_truncate
 create or replace trigger _150_protect_bookkeeping
   before update of id, tenant_id, type, attempt, version, pending_dependencies, depends_on,
     idempotency_key, request_hash on jobengine.jobs
-  for each row execute function jobengine.tg_jobs__protect_bookkeeping();
+  for each row
+  -- (the same test as the function's, so bookkept statements skip the PL/pgSQL call per row)
+  when (pg_catalog.current_setting('jobengine.bookkeeping', true) is distinct from 'on'
+    or new.id is distinct from old.id or new.tenant_id is distinct from old.tenant_id
+    or new.type is distinct from old.type
+    or new.pending_dependencies is distinct from old.pending_dependencies
+    or new.depends_on is distinct from old.depends_on
+    or new.idempotency_key is distinct from old.idempotency_key
+    or new.request_hash is distinct from old.request_hash)
+  execute function jobengine.tg_jobs__protect_bookkeeping();
 create or replace trigger _100_generated_only
   before insert or update or delete or truncate on jobengine.job_transitions
   for each statement execute function jobengine.tg_job_transitions__generated_only();
@@ -968,7 +1084,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "47b88443af910ad1667ae20391d49f007996bab19171b4f04fab927a4bf7f54d",
+    checksum: "3f7a755fbd108a0e77a195f648f8658c11541571c058f832e7250812042aeb50",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1476,6 +1592,7 @@ set search_path = ''
 as $$
 declare
   v_sealed boolean := jobengine.is_sealed();
+  v_lease_prefix bytea := pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 1, 8);
 begin
   if p_worker is null or pg_catalog.char_length(p_worker) not between 1 and 200 then
     perform jobengine._invalid_argument('p_worker', 'must be a string of 1 to 200 characters');
@@ -1486,7 +1603,10 @@ begin
   if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 86400 then
     perform jobengine._invalid_argument('p_lease_seconds', 'must be a whole number from 1 to 86400');
   end if;
+  -- bookkept: this UPDATE sets what _100_check_transition would (scheduled -> running), so the
+  -- per-row trigger stands aside; the statement trigger still checks every pair
   perform jobengine._set_context('claimed', p_worker);
+  perform jobengine._set_bookkept(true);
   return query
     with claimable as (
       select j.id
@@ -1502,12 +1622,22 @@ begin
     )
     update jobengine.jobs j
        set status = 'running',
-           lease_id = pg_catalog.gen_random_uuid(),
+           -- a lease id: 8 random bytes for this claim + the job id's 8 random bytes (unique per
+           -- claim and job; a random UUID per row costs about 2.5 us here)
+           lease_id = pg_catalog.encode(v_lease_prefix || pg_catalog.substr(pg_catalog.uuid_send(j.id), 9, 8), 'hex')::uuid,
            lease_owner = p_worker,
-           lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_lease_seconds)
+           lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_lease_seconds),
+           version = j.version + 1,
+           attempt = j.attempt + 1,
+           started_at = pg_catalog.now(),
+           updated_at = pg_catalog.now(),
+           status_reason = 'claimed',
+           status_actor = p_worker,
+           blocked_reason = null
       from claimable c
      where j.id = c.id
     returning j.*;
+  perform jobengine._set_bookkept(false);
   perform jobengine._set_context(null, null);
 end;
 $$;
@@ -1592,11 +1722,17 @@ declare
   v_job jobengine.jobs;
 begin
   perform jobengine._set_context('completed', null);
+  perform jobengine._set_bookkept(true);
   update jobengine.jobs j
-     set status = 'completed', result = p_result
-   where j.id = p_id and j.status = 'running' and j.lease_id = p_lease
+     set status = 'completed', result = p_result,
+         version = j.version + 1, completed_at = pg_catalog.now(), updated_at = pg_catalog.now(),
+         terminal = true, status_reason = 'completed', status_actor = j.lease_owner, blocked_reason = null,
+         lease_id = null, lease_owner = null, lease_expires_at = null
+   -- a lease id is set only while running (running_has_lease)
+   where j.id = p_id and j.lease_id = p_lease
      and j.lease_expires_at > pg_catalog.clock_timestamp()
   returning * into v_job;
+  perform jobengine._set_bookkept(false);
   perform jobengine._set_context(null, null);
   if v_job.id is null then
     perform jobengine._lease_refused(p_id, p_lease, 'completed');
@@ -1619,13 +1755,21 @@ begin
     perform jobengine._invalid_argument('p_ids', 'p_ids, p_leases and p_results must have the same length');
   end if;
   perform jobengine._set_context('completed', null);
+  perform jobengine._set_bookkept(true);
   return query
     update jobengine.jobs j
-       set status = 'completed', result = c.result
+       set status = 'completed', result = c.result,
+           version = j.version + 1, completed_at = pg_catalog.now(), updated_at = pg_catalog.now(),
+           terminal = true, status_reason = 'completed', status_actor = j.lease_owner, blocked_reason = null,
+           lease_id = null, lease_owner = null, lease_expires_at = null
       from unnest(p_ids, p_leases, p_results) as c(id, lease, result)
-     where j.id = c.id and j.status = 'running' and j.lease_id = c.lease
+     -- a lease id is set only while running (running_has_lease); leaving \`status = 'running'\`
+     -- out keeps the planner on the primary key instead of the partial lease index, whose
+     -- statistics say "no running jobs" right after an ANALYZE and turn the join quadratic
+     where j.id = c.id and j.lease_id = c.lease
        and j.lease_expires_at > pg_catalog.clock_timestamp()
     returning j.*;
+  perform jobengine._set_bookkept(false);
   perform jobengine._set_context(null, null);
 end;
 $$;

@@ -300,6 +300,24 @@ export class JobStore {
     return rows.map(rowToJob);
   }
 
+  /**
+   * {@linkcode completeMany} for callers that only need to know which leases held: the same
+   * statement, but only the ids come back (the worker runtime's hot path; full rows carry the
+   * payload and result, which it already has).
+   */
+  async completeManyIds(completions: readonly Completion[]): Promise<string[]> {
+    if (completions.length === 0) return [];
+    const rows = await this.#rows(
+      `select id from jobengine.complete_jobs(p_ids => $1::uuid[], p_leases => $2::uuid[], p_results => $3::jsonb[])`,
+      [
+        completions.map((c) => c.id),
+        completions.map((c) => c.leaseId),
+        completions.map((c) => json(c.result ?? null)),
+      ],
+    );
+    return rows.map((row) => String(row.id));
+  }
+
   /** running -> failed (-> scheduled while retries remain and `retryable`). */
   fail(
     id: string,

@@ -121,10 +121,10 @@ export function createDatabaseBackend(db: Database, config: BackendConfig): Work
       await store.heartbeat(lease.id, lease.leaseId, config.leaseSeconds);
     },
     async completeMany(completions) {
-      const done = await store.completeMany(
+      const done = await store.completeManyIds(
         completions.map((c): Completion => ({ id: c.id, leaseId: c.leaseId, result: c.result })),
       );
-      return new Set(done.map((job) => job.id));
+      return new Set(done);
     },
     async fail(lease, error, retryable) {
       await store.fail(lease.id, lease.leaseId, error, retryable);
