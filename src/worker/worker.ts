@@ -105,7 +105,7 @@ export interface WorkerOptions {
   sealed?: boolean;
   /** `host:port` entries the network guard lets through (remote mode adds the API's own). */
   allow?: readonly string[];
-  /** Most completions sent in one `complete_jobs` call. Default 100. */
+  /** Most completions sent in one `complete_jobs` call. Default 100, or `prefetch` up to 1000. */
   completionBatchSize?: number;
   /** Longest a completion waits for others to join its batch, in milliseconds. Default 2. */
   completionBatchMs?: number;
@@ -351,6 +351,10 @@ class WorkerRuntime implements Worker {
   readonly #handlers: JobHandlers;
   readonly #concurrency: number;
   readonly #prefetch: number;
+  /** Fewest jobs a claim asks for while others are still held (see #pump). */
+  readonly #claimMin: number;
+  /** Claims in flight at once: 2 with a local queue, else 1. */
+  readonly #maxClaims: number;
   /** Handlers running now (at most `concurrency`); claimed jobs beyond it wait in `#slotWaiters`. */
   #active = 0;
   readonly #slotWaiters: Array<() => void> = [];
@@ -370,8 +374,9 @@ class WorkerRuntime implements Worker {
   #stopped: Promise<void> | null = null;
 
   // claim loop
-  #pumping: Promise<void> | null = null;
-  #pumpAgain = false;
+  /** Claims in flight (at most #maxClaims) and the jobs they may still bring. */
+  readonly #claims = new Set<Promise<void>>();
+  #reserved = 0;
   /** Work may be waiting: set by wake-ups, cleared by a claim that came back short. */
   #hint = true;
   /** Bumped by every wake-up, so a short claim does not clear a hint that arrived during it. */
@@ -415,7 +420,11 @@ class WorkerRuntime implements Worker {
     this.#leaseMs = leaseSeconds * 1000;
     this.#heartbeatMs = options.heartbeatIntervalMs ?? Math.max(100, this.#leaseMs / 3);
     this.#pollMs = options.pollIntervalMs ?? 1000;
-    this.#batchSize = options.completionBatchSize ?? 100;
+    this.#claimMin = this.#prefetch > 0
+      ? Math.max(1, Math.floor((this.#concurrency + this.#prefetch) / 4))
+      : 1;
+    this.#maxClaims = this.#prefetch > 0 ? 2 : 1;
+    this.#batchSize = options.completionBatchSize ?? Math.max(100, Math.min(1000, this.#prefetch));
     this.#batchMs = options.completionBatchMs ?? 2;
     this.#logger = options.logger ?? CONSOLE_LOGGER;
     this.#sealedOption = options.sealed;
@@ -481,7 +490,7 @@ class WorkerRuntime implements Worker {
     }
     this.#pollTimer = setInterval(() => this.#wake(), this.#pollMs);
     this.#wake();
-    await this.#pumping;
+    await this.#claimsSettled();
     this.#logger.info(`Worker ${this.workerId} started`, {
       types: Object.keys(this.#handlers),
       concurrency: this.#concurrency,
@@ -500,7 +509,7 @@ class WorkerRuntime implements Worker {
     for (const timer of [this.#dueTimer, this.#retryTimer]) if (timer) clearTimeout(timer);
     if (this.#pollTimer) clearInterval(this.#pollTimer);
     this.#pollTimer = this.#dueTimer = this.#retryTimer = null;
-    await this.#pumping;
+    await this.#claimsSettled();
 
     if (this.#held.size > 0) {
       this.#logger.info(`Worker ${this.workerId} draining`, {
@@ -613,43 +622,58 @@ class WorkerRuntime implements Worker {
     this.#pump();
   }
 
+  /**
+   * Starts claims while work may be waiting and the window (slots + prefetch) has room. With a
+   * local queue, two claims may be in flight at once, so that the database works on the next
+   * batch while this process takes in the last one.
+   */
   #pump(): void {
     if (this.#stopping || !this.#started) return;
-    if (this.#pumping) {
-      this.#pumpAgain = true;
-      return;
+    while (this.#hint && this.#claims.size < this.#maxClaims) {
+      const free = Math.min(
+        this.#concurrency + this.#prefetch - this.#held.size - this.#reserved,
+        MAX_CLAIM,
+      );
+      // With a local queue, wait until a quarter of it is free before claiming again while
+      // jobs are still held: a few large claims cost the database far less than many small
+      // ones (every claim is a statement, a commit and a disk flush).
+      if (free <= 0 || (free < this.#claimMin && this.#held.size + this.#reserved > 0)) return;
+      const claim: Promise<void> = this.#claim(free).finally(() => {
+        this.#claims.delete(claim);
+        this.#pump();
+      });
+      this.#claims.add(claim);
     }
-    this.#pumping = this.#pumpLoop().finally(() => {
-      this.#pumping = null;
-      // A slot freed between the loop's last check and here.
-      if (this.#pumpAgain) this.#pump();
-    });
   }
 
-  async #pumpLoop(): Promise<void> {
-    do {
-      this.#pumpAgain = false;
-      while (this.#hint && !this.#stopping) {
-        // claim_jobs takes at most 1000 jobs a call
-        const free = Math.min(this.#concurrency + this.#prefetch - this.#held.size, MAX_CLAIM);
-        if (free <= 0) break;
-        const seq = this.#wakeSeq;
-        const sentAt = performance.now();
-        let jobs: ClaimedJob[];
-        try {
-          jobs = await this.#backend.claim(free);
-          this.#claimFailures = 0;
-        } catch (error) {
-          this.#claimFailed(error);
-          return;
-        }
-        for (const job of jobs) this.#run(job, sentAt);
-        if (jobs.length < free && seq === this.#wakeSeq) {
-          this.#hint = false;
-          await this.#armDueTimer();
-        }
-      }
-    } while (this.#pumpAgain && !this.#stopping);
+  async #claim(limit: number): Promise<void> {
+    const seq = this.#wakeSeq;
+    const sentAt = performance.now();
+    this.#reserved += limit;
+    let jobs: ClaimedJob[];
+    try {
+      jobs = await this.#backend.claim(limit);
+      this.#claimFailures = 0;
+    } catch (error) {
+      // no claims until the retry timer (or another wake-up) says to try again
+      this.#hint = false;
+      this.#claimFailed(error);
+      return;
+    } finally {
+      this.#reserved -= limit;
+    }
+    for (const job of jobs) this.#run(job, sentAt);
+    if (jobs.length === limit) {
+      this.#hint = true;
+    } else if (seq === this.#wakeSeq) {
+      this.#hint = false;
+      await this.#armDueTimer();
+    }
+  }
+
+  /** Resolves once no claim is in flight. */
+  async #claimsSettled(): Promise<void> {
+    while (this.#claims.size > 0) await Promise.allSettled([...this.#claims]);
   }
 
   #claimFailed(error: unknown): void {
