@@ -66,12 +66,16 @@ const REPORTED_SETTINGS = [
   "shared_preload_libraries",
 ];
 
-/** The worker deployment of the processing, lifecycle and backlog scenarios: 8 slots in all. */
+/**
+ * The worker deployment of the processing, lifecycle and backlog scenarios: 8 slots in all, a
+ * local queue of 1,000 (one claim_jobs call's most), three connections (two claims and the
+ * completions in flight).
+ */
 export const DEFAULT_WORKERS: WorkerSetup = {
   instances: 1,
   concurrency: 8,
-  poolSize: 2,
-  prefetch: 256,
+  poolSize: 3,
+  prefetch: 1000,
 };
 
 /** The run's seconds budget: the whole command must finish within 6 minutes (quick: 1). */

@@ -232,8 +232,12 @@ declare
   v_bad text;
   v_job jsonb;
   v_default_policy jsonb := jobengine.normalize_retry_policy(null);
+  v_now timestamptz;
+  v_actor text;
 begin
   perform jobengine._check_options(v_options, array['tenantId', 'correlationId', 'actor']);
+  -- the actor as _100_check_insert would record it
+  v_actor := coalesce(nullif(v_options ->> 'actor', ''), session_user);
   if pg_catalog.jsonb_typeof(p_jobs) is distinct from 'array' or pg_catalog.jsonb_array_length(p_jobs) = 0 then
     perform jobengine._invalid_argument('jobs', 'must be a non-empty array');
   end if;
@@ -244,9 +248,19 @@ begin
   v_tenant := coalesce(v_options ->> 'tenantId', 'default');
 
   -- each job's shape, in one pass over the array (indexing p_jobs -> i would re-read the whole
-  -- value for every job)
+  -- value for every job). A plain job ({ ref, type, payload? } with valid ref and type) passes
+  -- in this one query; only the others go through the checks below, one by one, in array order,
+  -- so the first invalid job is still the one reported.
   for v_job, v_i in
     select e.value, (e.ord - 1)::integer from pg_catalog.jsonb_array_elements(p_jobs) with ordinality e(value, ord)
+     where not coalesce(case when pg_catalog.jsonb_typeof(e.value) = 'object' then
+                 (e.value - array['ref', 'type', 'payload']) = '{}'::jsonb
+                 and pg_catalog.jsonb_typeof(e.value -> 'ref') = 'string'
+                 and pg_catalog.char_length(e.value ->> 'ref') between 1 and 200
+                 and pg_catalog.jsonb_typeof(e.value -> 'type') = 'string'
+                 and pg_catalog.char_length(e.value ->> 'type') between 1 and 200
+               end, false)
+     order by e.ord
   loop
     if pg_catalog.jsonb_typeof(v_job) <> 'object' then
       perform jobengine._invalid_argument(format('jobs[%s]', v_i), 'must be an object');
@@ -280,11 +294,16 @@ begin
         message = 'Invalid dependency: workflow refs must be unique',
         detail = pg_catalog.json_build_object('reason', 'duplicate_ref')::text;
     end if;
+    -- bookkept: the row sets what _100_check_insert would, so that trigger stands aside
     perform jobengine._set_context(null, v_options ->> 'actor');
+    perform jobengine._set_bookkept(true);
+    v_now := pg_catalog.now();
     return query
-      insert into jobengine.jobs (tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
+      insert into jobengine.jobs (status_actor, version, attempt, terminal, created_at, updated_at,
+                                  tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
                                   requires_network, correlation_id)
-      select v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
+      select v_actor, 1, 0, false, v_now, v_now,
+             v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
              coalesce((e.value ->> 'priority')::integer, 0), (p.policy ->> 'maxRetries')::integer, p.policy,
              coalesce((e.value ->> 'notBefore')::timestamptz, pg_catalog.now()),
              coalesce((e.value ->> 'requiresNetwork')::boolean, false),
@@ -302,6 +321,7 @@ begin
        cross join lateral (select e.policy) p
        order by e.ord
       returning *;
+    perform jobengine._set_bookkept(false);
     perform jobengine._set_context(null, null);
     return;
   end if;

@@ -466,7 +466,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "8064608da536352d8a83ac48d640d80dbc6f6017398bfd3c8465d6576e7dadac",
+    checksum: "35778e9172b47a65a17d4cd3f96b5fdeaa3177f776f425387c521610e08cf265",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -1013,7 +1013,13 @@ $$;
 
 create or replace trigger _100_check_insert
   before insert on jobengine.jobs
-  for each row execute function jobengine.tg_jobs__check_insert();
+  for each row
+  -- a bookkept INSERT (create_workflow) brings rows already in the shape this trigger gives
+  when (pg_catalog.current_setting('jobengine.bookkeeping', true) is distinct from 'on'
+    or new.status is distinct from 'pending' or new.version is distinct from 1
+    or new.attempt is distinct from 0 or new.terminal or new.status_actor is null
+    or new.updated_at is distinct from new.created_at)
+  execute function jobengine.tg_jobs__check_insert();
 create or replace trigger _100_check_transition
   before update of status on jobengine.jobs
   for each row
@@ -1084,7 +1090,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "3f7a755fbd108a0e77a195f648f8658c11541571c058f832e7250812042aeb50",
+    checksum: "ecee85db8a55c544590a1a73cc025680c69feb8aa3f1bcf32876aee6ae2acc99",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1319,8 +1325,12 @@ declare
   v_bad text;
   v_job jsonb;
   v_default_policy jsonb := jobengine.normalize_retry_policy(null);
+  v_now timestamptz;
+  v_actor text;
 begin
   perform jobengine._check_options(v_options, array['tenantId', 'correlationId', 'actor']);
+  -- the actor as _100_check_insert would record it
+  v_actor := coalesce(nullif(v_options ->> 'actor', ''), session_user);
   if pg_catalog.jsonb_typeof(p_jobs) is distinct from 'array' or pg_catalog.jsonb_array_length(p_jobs) = 0 then
     perform jobengine._invalid_argument('jobs', 'must be a non-empty array');
   end if;
@@ -1331,9 +1341,19 @@ begin
   v_tenant := coalesce(v_options ->> 'tenantId', 'default');
 
   -- each job's shape, in one pass over the array (indexing p_jobs -> i would re-read the whole
-  -- value for every job)
+  -- value for every job). A plain job ({ ref, type, payload? } with valid ref and type) passes
+  -- in this one query; only the others go through the checks below, one by one, in array order,
+  -- so the first invalid job is still the one reported.
   for v_job, v_i in
     select e.value, (e.ord - 1)::integer from pg_catalog.jsonb_array_elements(p_jobs) with ordinality e(value, ord)
+     where not coalesce(case when pg_catalog.jsonb_typeof(e.value) = 'object' then
+                 (e.value - array['ref', 'type', 'payload']) = '{}'::jsonb
+                 and pg_catalog.jsonb_typeof(e.value -> 'ref') = 'string'
+                 and pg_catalog.char_length(e.value ->> 'ref') between 1 and 200
+                 and pg_catalog.jsonb_typeof(e.value -> 'type') = 'string'
+                 and pg_catalog.char_length(e.value ->> 'type') between 1 and 200
+               end, false)
+     order by e.ord
   loop
     if pg_catalog.jsonb_typeof(v_job) <> 'object' then
       perform jobengine._invalid_argument(format('jobs[%s]', v_i), 'must be an object');
@@ -1367,11 +1387,16 @@ begin
         message = 'Invalid dependency: workflow refs must be unique',
         detail = pg_catalog.json_build_object('reason', 'duplicate_ref')::text;
     end if;
+    -- bookkept: the row sets what _100_check_insert would, so that trigger stands aside
     perform jobengine._set_context(null, v_options ->> 'actor');
+    perform jobengine._set_bookkept(true);
+    v_now := pg_catalog.now();
     return query
-      insert into jobengine.jobs (tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
+      insert into jobengine.jobs (status_actor, version, attempt, terminal, created_at, updated_at,
+                                  tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
                                   requires_network, correlation_id)
-      select v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
+      select v_actor, 1, 0, false, v_now, v_now,
+             v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
              coalesce((e.value ->> 'priority')::integer, 0), (p.policy ->> 'maxRetries')::integer, p.policy,
              coalesce((e.value ->> 'notBefore')::timestamptz, pg_catalog.now()),
              coalesce((e.value ->> 'requiresNetwork')::boolean, false),
@@ -1389,6 +1414,7 @@ begin
        cross join lateral (select e.policy) p
        order by e.ord
       returning *;
+    perform jobengine._set_bookkept(false);
     perform jobengine._set_context(null, null);
     return;
   end if;

@@ -6,7 +6,7 @@
 -- bookkept paths write match what the row trigger would have written.
 begin;
 \ir ../_helpers.psql
-select plan(19);
+select plan(25);
 
 -- 1. a bookkept claim and completion write the same bookkeeping as the row trigger would
 create temp table c as select * from jobengine_test.claim((jobengine_test.job_in('scheduled')).id, 'w-book', 30);
@@ -76,7 +76,30 @@ select throws_ok(
   format($$ update jobengine.jobs set status = 'cancelled', version = version + 1 where id = %L $$, (select id from s)),
   'JE008', null, 'without the mark, a statement may not write version');
 
--- 4. event ids: well-formed version 8 UUIDs, unique, one per event
+-- 4. a bookkept INSERT (create_workflow's plain path) writes what _100_check_insert would
+create temp table w as
+  select * from jobengine.create_workflow('[{"ref":"a","type":"wf.a"},{"ref":"b","type":"wf.b","payload":{"x":1}}]',
+    '{"actor":"alice"}');
+select is((select count(*) from w where status = 'pending' and version = 1 and attempt = 0 and not terminal
+            and status_actor = 'alice' and status_reason is null and updated_at = created_at), 2::bigint,
+  'workflow rows: pending, version 1, attempt 0, actor from the options');
+select is((select string_agg(to_status::text || '/' || actor, ',') from jobengine.job_history where job_id in (select id from w)),
+  'pending/alice,pending/alice', 'and their creation history rows');
+select is(current_setting('jobengine.bookkeeping', true), '', 'the bookkept mark is cleared after the workflow');
+set local jobengine.bookkeeping = 'on';
+select throws_ok(
+  $$ insert into jobengine.jobs (type, status, retry_policy, status_actor, version, attempt, terminal, created_at, updated_at,
+       lease_id, lease_owner, lease_expires_at, started_at)
+     values ('raw', 'running', '{}', 'x', 1, 0, false, now(), now(), gen_random_uuid(), 'x', now(), now()) $$,
+  'JE001', null, 'with the mark set, an INSERT that is not a pending job is still refused');
+select lives_ok(
+  $$ insert into jobengine.jobs (type, retry_policy, version, attempt, terminal, created_at, updated_at)
+     values ('raw.insert', '{}', 7, 0, false, now(), now()) $$,
+  'an INSERT not in the bookkept shape goes through the trigger');
+select is((select version from jobengine.jobs where type = 'raw.insert'), 1, 'which sets its version to 1');
+set local jobengine.bookkeeping = '';
+
+-- 5. event ids: well-formed version 8 UUIDs, unique, one per event
 select is((select count(*) from jobengine.timeline_events
             where id::text !~ '^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
               and type like 'job.%' and type <> 'job.blocked'), 0::bigint,
