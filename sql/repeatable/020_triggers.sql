@@ -137,11 +137,14 @@ $$;
 -- numbers stay below 2^62).
 create or replace function jobengine._event_id_prefix()
 returns bytea
-language sql
+language plpgsql
 volatile
 as $$
-  select pg_catalog.set_byte(b, 6, (pg_catalog.get_byte(b, 6) & 15) | 128)
-    from (select pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 1, 8) as b) r;
+declare
+  b bytea := pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 1, 8);
+begin
+  return pg_catalog.set_byte(b, 6, (pg_catalog.get_byte(b, 6) & 15) | 128);
+end;
 $$;
 
 create or replace function jobengine._event_id(p_prefix bytea, p_sequence bigint)

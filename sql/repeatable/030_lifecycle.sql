@@ -577,10 +577,12 @@ $$;
 
 create or replace function jobengine.claim_jobs(p_worker text, p_types text[], p_limit integer, p_lease_seconds integer)
 returns setof jobengine.jobs
-language sql
-set search_path = ''
+language plpgsql
 as $$
-  select * from jobengine.claim_jobs_for(p_worker, p_types, p_limit, p_lease_seconds, null);
+begin
+  -- PL/pgSQL, not SQL: a SQL function is parsed and planned again in every transaction
+  return query select * from jobengine.claim_jobs_for(p_worker, p_types, p_limit, p_lease_seconds, null);
+end;
 $$;
 
 -- Raises the right error for an operation that needs the running job's live lease and did not
