@@ -24,7 +24,10 @@
 --
 -- The trigger functions run once per row or statement on the hot path, so they carry no
 -- `set search_path` clause (it costs a GUC save and restore per call and stops SQL functions
--- from being inlined); every name in them is schema-qualified instead.
+-- from being inlined); every name in them is schema-qualified instead. The statement-level
+-- ones set `jit = off`: the planner cannot know that ids are unique in the transition tables,
+-- so a statement of 10,000 rows looks like millions of joined rows and crosses jit_above_cost,
+-- and compiling took longer (about 270 ms) than the whole query.
 
 -- ---------------------------------------------------------------------------------------------
 -- BEFORE INSERT: a job is born pending.
@@ -159,6 +162,7 @@ $$;
 create or replace function jobengine.tg_jobs__history_insert()
 returns trigger
 language plpgsql
+set jit = off
 as $$
 declare
   v_max bigint;
@@ -193,6 +197,7 @@ $$;
 create or replace function jobengine.tg_jobs__history_update()
 returns trigger
 language plpgsql
+set jit = off
 as $$
 declare
   v_max bigint;
@@ -205,7 +210,10 @@ declare
 begin
   -- The rules, set-based, for every row whose version moved (every transition moves it). Rows
   -- that went through _100_check_transition pass trivially; this is what holds rows whose
-  -- statement did its own bookkeeping to the same rules.
+  -- statement did its own bookkeeping to the same rules. No LIMIT: with one, the planner
+  -- expects an early match and picks a nested loop over the two transition tables, which is
+  -- quadratic when (as always, unless something is wrong) no row matches; SELECT INTO stops
+  -- at the first row anyway.
   select o.id, o.status, n.status, n.pending_dependencies, n.version - o.version
     into v_id, v_from, v_to, v_pending, v_step
     from new_rows n
@@ -214,8 +222,7 @@ begin
      and (n.version is distinct from o.version + 1
        or (o.status = 'pending' and n.status = 'scheduled' and n.pending_dependencies > 0)
        or not exists (
-            select from jobengine.job_transitions t where t.from_status = o.status and t.to_status = n.status))
-   limit 1;
+            select from jobengine.job_transitions t where t.from_status = o.status and t.to_status = n.status));
   if found then
     if not exists (select from jobengine.job_transitions t where t.from_status = v_from and t.to_status = v_to) then
       perform jobengine._invalid_transition(v_id, v_from, v_to);
@@ -371,6 +378,7 @@ $$;
 create or replace function jobengine.tg_jobs__dependencies()
 returns trigger
 language plpgsql
+set jit = off
 as $$
 declare
   v_completed uuid[];
@@ -446,6 +454,7 @@ $$;
 create or replace function jobengine.tg_jobs__notify_ready()
 returns trigger
 language plpgsql
+set jit = off
 as $$
 begin
   if tg_op = 'UPDATE' then

@@ -214,6 +214,9 @@ create or replace function jobengine.create_workflow(p_jobs jsonb, p_options jso
 returns setof jobengine.jobs
 language plpgsql
 set search_path = ''
+-- large arrays look expensive to the planner (no statistics on a jsonb array); JIT would only
+-- add its compile time
+set jit = off
 as $$
 declare
   v_options jsonb := coalesce(p_options, '{}'::jsonb);

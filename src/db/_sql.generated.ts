@@ -476,7 +476,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "cee91670eed18f1091d06121530de210b39a4dbaa9c0254cec882aa29b633d74",
+    checksum: "b80aa7ba8e0df4fff4757c0898adca9b0048fbd63d064403acdd8b783e8f11c5",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -503,7 +503,10 @@ insert into jobengine.job_transitions (from_status, to_status) values
 --
 -- The trigger functions run once per row or statement on the hot path, so they carry no
 -- \`set search_path\` clause (it costs a GUC save and restore per call and stops SQL functions
--- from being inlined); every name in them is schema-qualified instead.
+-- from being inlined); every name in them is schema-qualified instead. The statement-level
+-- ones set \`jit = off\`: the planner cannot know that ids are unique in the transition tables,
+-- so a statement of 10,000 rows looks like millions of joined rows and crosses jit_above_cost,
+-- and compiling took longer (about 270 ms) than the whole query.
 
 -- ---------------------------------------------------------------------------------------------
 -- BEFORE INSERT: a job is born pending.
@@ -638,6 +641,7 @@ $$;
 create or replace function jobengine.tg_jobs__history_insert()
 returns trigger
 language plpgsql
+set jit = off
 as $$
 declare
   v_max bigint;
@@ -672,6 +676,7 @@ $$;
 create or replace function jobengine.tg_jobs__history_update()
 returns trigger
 language plpgsql
+set jit = off
 as $$
 declare
   v_max bigint;
@@ -684,7 +689,10 @@ declare
 begin
   -- The rules, set-based, for every row whose version moved (every transition moves it). Rows
   -- that went through _100_check_transition pass trivially; this is what holds rows whose
-  -- statement did its own bookkeeping to the same rules.
+  -- statement did its own bookkeeping to the same rules. No LIMIT: with one, the planner
+  -- expects an early match and picks a nested loop over the two transition tables, which is
+  -- quadratic when (as always, unless something is wrong) no row matches; SELECT INTO stops
+  -- at the first row anyway.
   select o.id, o.status, n.status, n.pending_dependencies, n.version - o.version
     into v_id, v_from, v_to, v_pending, v_step
     from new_rows n
@@ -693,8 +701,7 @@ begin
      and (n.version is distinct from o.version + 1
        or (o.status = 'pending' and n.status = 'scheduled' and n.pending_dependencies > 0)
        or not exists (
-            select from jobengine.job_transitions t where t.from_status = o.status and t.to_status = n.status))
-   limit 1;
+            select from jobengine.job_transitions t where t.from_status = o.status and t.to_status = n.status));
   if found then
     if not exists (select from jobengine.job_transitions t where t.from_status = v_from and t.to_status = v_to) then
       perform jobengine._invalid_transition(v_id, v_from, v_to);
@@ -850,6 +857,7 @@ $$;
 create or replace function jobengine.tg_jobs__dependencies()
 returns trigger
 language plpgsql
+set jit = off
 as $$
 declare
   v_completed uuid[];
@@ -925,6 +933,7 @@ $$;
 create or replace function jobengine.tg_jobs__notify_ready()
 returns trigger
 language plpgsql
+set jit = off
 as $$
 begin
   if tg_op = 'UPDATE' then
@@ -1103,7 +1112,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "1f5c7af08518cc0ac7a97244e634d4af461f3bd016cb7333c91590769a223d3d",
+    checksum: "868be18b51e5ac08f996b077c8842f02330e2aff1a8326daa8df726bc07c85a3",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1320,6 +1329,9 @@ create or replace function jobengine.create_workflow(p_jobs jsonb, p_options jso
 returns setof jobengine.jobs
 language plpgsql
 set search_path = ''
+-- large arrays look expensive to the planner (no statistics on a jsonb array); JIT would only
+-- add its compile time
+set jit = off
 as $$
 declare
   v_options jsonb := coalesce(p_options, '{}'::jsonb);
