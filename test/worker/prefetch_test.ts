@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { createWorker, type WorkerLogger } from "../../src/worker/mod.ts";
 import type { Database } from "../../src/db/port.ts";
+import type { JobStore } from "../../src/job/job_store.ts";
 import { withStore } from "../_store.ts";
 import { until } from "../_wait.ts";
 
@@ -19,13 +20,23 @@ async function completedJobs(db: Database): Promise<number> {
   return rows[0]!.n;
 }
 
+/** Creates `n` scheduled jobs of `type` (one workflow, then schedule_ready). */
+async function scheduledJobs(
+  { db, store }: { db: Database; store: JobStore },
+  type: string,
+  n: number,
+): Promise<void> {
+  await db.query(
+    `select jobengine.create_workflow((select jsonb_agg(jsonb_build_object('ref', 'r' || i, 'type', $1::text))
+       from generate_series(1, $2::int) i))`,
+    [type, n],
+  );
+  await store.scheduleReady(1000);
+}
+
 Deno.test("createWorker({ prefetch }) claims ahead but runs at most `concurrency` handlers", async () => {
   await withStore(async ({ db, store }) => {
-    await db.query(
-      `select jobengine.create_workflow((select jsonb_agg(jsonb_build_object('ref', 'r' || i, 'type', 'pf'))
-         from generate_series(1, 300) i))`,
-    );
-    await store.scheduleReady(1000);
+    await scheduledJobs({ db, store }, "pf", 300);
     let active = 0;
     let peak = 0;
     const worker = createWorker({
@@ -70,11 +81,7 @@ Deno.test("createWorker({ prefetch }) claims ahead but runs at most `concurrency
 
 Deno.test("createWorker({ prefetch }) claims in batches of at least a quarter of its window while jobs are held", async () => {
   await withStore(async ({ db, store }) => {
-    await db.query(
-      `select jobengine.create_workflow((select jsonb_agg(jsonb_build_object('ref', 'r' || i, 'type', 'pq'))
-         from generate_series(1, 1000) i))`,
-    );
-    await store.scheduleReady(1000);
+    await scheduledJobs({ db, store }, "pq", 1000);
     // window = concurrency + prefetch = 100: a claim takes at least 25 jobs unless nothing is held
     const worker = createWorker({
       db,
@@ -159,11 +166,7 @@ Deno.test("createWorker({ prefetch }): a queued job cancelled before its turn ne
 
 Deno.test("createWorker({ prefetch }) beyond claim_jobs' 1,000-job limit still claims (in calls of 1,000)", async () => {
   await withStore(async ({ db, store }) => {
-    await db.query(
-      `select jobengine.create_workflow((select jsonb_agg(jsonb_build_object('ref', 'r' || i, 'type', 'big'))
-         from generate_series(1, 50) i))`,
-    );
-    await store.scheduleReady(1000);
+    await scheduledJobs({ db, store }, "big", 50);
     const worker = createWorker({
       db,
       concurrency: 2,
