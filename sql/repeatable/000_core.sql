@@ -25,11 +25,12 @@ begin
 end;
 $$;
 
--- Marks the rest of the current statement sequence as bookkept: its UPDATEs of jobengine.jobs
+-- Marks the rest of the current statement sequence as bookkept: its writes to jobengine.jobs
 -- set the bookkeeping columns themselves (version, attempt, timestamps, lease, reason, actor), so
 -- the per-row BEFORE triggers stand aside (see 020_triggers.sql). Only the set-based hot paths
--- (claim_jobs_for, complete_job, complete_jobs) use it. Whoever sets it by hand still gets the
--- transition rules: the AFTER statement trigger re-checks every pair set-based.
+-- (claim_jobs_for, complete_job, complete_jobs, create_workflow's plain INSERT) use it. Whoever
+-- sets it by hand still gets the transition rules: the AFTER statement trigger re-checks every
+-- pair set-based.
 create or replace function jobengine._set_bookkept(p_on boolean)
 returns void
 language plpgsql

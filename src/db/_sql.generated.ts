@@ -203,7 +203,7 @@ alter table jobengine.jobs alter column id set default jobengine.uuid_v7();
   {
     name: "000_core.sql",
     kind: "repeatable",
-    checksum: "dc38bfab590586a0932212844861971b19ae4b638d8ffa0c2eaf889b62fe7a8a",
+    checksum: "02e3b898920194be1cf700c95114cf8af19ef728fba77f63635ba7628a56f99f",
     sql: `-- Core helpers: transition context, sealed mode settings, retry policy.
 -- Repeatable: re-applied whenever this file changes. Every function is \`create or replace\`.
 --
@@ -231,11 +231,12 @@ begin
 end;
 $$;
 
--- Marks the rest of the current statement sequence as bookkept: its UPDATEs of jobengine.jobs
+-- Marks the rest of the current statement sequence as bookkept: its writes to jobengine.jobs
 -- set the bookkeeping columns themselves (version, attempt, timestamps, lease, reason, actor), so
 -- the per-row BEFORE triggers stand aside (see 020_triggers.sql). Only the set-based hot paths
--- (claim_jobs_for, complete_job, complete_jobs) use it. Whoever sets it by hand still gets the
--- transition rules: the AFTER statement trigger re-checks every pair set-based.
+-- (claim_jobs_for, complete_job, complete_jobs, create_workflow's plain INSERT) use it. Whoever
+-- sets it by hand still gets the transition rules: the AFTER statement trigger re-checks every
+-- pair set-based.
 create or replace function jobengine._set_bookkept(p_on boolean)
 returns void
 language plpgsql
