@@ -7,7 +7,8 @@
 
 -- The reason and actor of the transitions made by the rest of the current statement sequence.
 -- The BEFORE triggers copy them onto the job row and the AFTER triggers into job_history and
--- timeline_events. Lifecycle functions set them before each UPDATE and clear them afterwards;
+-- timeline_events. Lifecycle functions set them before each UPDATE and clear them afterwards
+-- (the bookkept ones, see _set_bookkept, write reason and actor into the rows themselves);
 -- a raw UPDATE from psql records no reason and the session user as actor.
 --
 -- The small helpers called on every lifecycle call (_set_context, _set_bookkept, is_sealed) are
@@ -82,6 +83,20 @@ begin
     message = format('Cannot transition job %s to "%s": current status is "%s"', p_id, p_to, coalesce(p_from::text, '(new)')),
     detail = pg_catalog.json_build_object('jobId', p_id, 'from', p_from, 'to', p_to)::text,
     hint = coalesce(p_hint, 'See jobengine.job_transitions for the allowed pairs.');
+end;
+$$;
+
+-- Raises JE007: p_id cannot be scheduled while p_pending of its dependencies are not completed.
+create or replace function jobengine._dependencies_pending(p_id uuid, p_pending integer)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'JE007',
+    message = format('Cannot schedule job %s: %s dependencies not yet completed', p_id, p_pending),
+    detail = pg_catalog.json_build_object('jobId', p_id, 'pendingDependencies', p_pending)::text;
 end;
 $$;
 

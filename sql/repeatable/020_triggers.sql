@@ -68,10 +68,7 @@ begin
         join jobengine.jobs p on p.id = d.depends_on_id
        where d.job_id = old.id and p.status <> 'completed'
     ) then
-      raise exception using
-        errcode = 'JE007',
-        message = format('Cannot schedule job %s: %s dependencies not yet completed', old.id, new.pending_dependencies),
-        detail = pg_catalog.json_build_object('jobId', old.id, 'pendingDependencies', new.pending_dependencies)::text;
+      perform jobengine._dependencies_pending(old.id, new.pending_dependencies);
     end if;
     if new.requires_network and jobengine.is_sealed() then
       raise exception using
@@ -233,10 +230,7 @@ begin
         message = format('UPDATE of job %s refused: version must move by exactly 1 per transition', v_id),
         detail = pg_catalog.json_build_object('table', 'jobs', 'jobId', v_id)::text;
     end if;
-    raise exception using
-      errcode = 'JE007',
-      message = format('Cannot schedule job %s: %s dependencies not yet completed', v_id, v_pending),
-      detail = pg_catalog.json_build_object('jobId', v_id, 'pendingDependencies', v_pending)::text;
+    perform jobengine._dependencies_pending(v_id, v_pending);
   end if;
 
   v_prefix := jobengine._event_id_prefix();

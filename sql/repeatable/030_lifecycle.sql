@@ -297,8 +297,8 @@ begin
         message = 'Invalid dependency: workflow refs must be unique',
         detail = pg_catalog.json_build_object('reason', 'duplicate_ref')::text;
     end if;
-    -- bookkept: the row sets what _100_check_insert would, so that trigger stands aside
-    perform jobengine._set_context(null, v_options ->> 'actor');
+    -- bookkept: the row sets what _100_check_insert would (the actor included), so that
+    -- trigger stands aside
     perform jobengine._set_bookkept(true);
     v_now := pg_catalog.now();
     return query
@@ -325,7 +325,6 @@ begin
        order by e.ord
       returning *;
     perform jobengine._set_bookkept(false);
-    perform jobengine._set_context(null, null);
     return;
   end if;
 
@@ -539,9 +538,9 @@ begin
   if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 86400 then
     perform jobengine._invalid_argument('p_lease_seconds', 'must be a whole number from 1 to 86400');
   end if;
-  -- bookkept: this UPDATE sets what _100_check_transition would (scheduled -> running), so the
-  -- per-row trigger stands aside; the statement trigger still checks every pair
-  perform jobengine._set_context('claimed', p_worker);
+  -- bookkept: this UPDATE sets what _100_check_transition would (scheduled -> running, reason
+  -- and actor included), so the per-row trigger stands aside; the statement trigger still
+  -- checks every pair
   perform jobengine._set_bookkept(true);
   return query
     with claimable as (
@@ -574,7 +573,6 @@ begin
      where j.id = c.id
     returning j.*;
   perform jobengine._set_bookkept(false);
-  perform jobengine._set_context(null, null);
 end;
 $$;
 
@@ -659,19 +657,8 @@ as $$
 declare
   v_job jobengine.jobs;
 begin
-  perform jobengine._set_context('completed', null);
-  perform jobengine._set_bookkept(true);
-  update jobengine.jobs j
-     set status = 'completed', result = p_result,
-         version = j.version + 1, completed_at = pg_catalog.now(), updated_at = pg_catalog.now(),
-         terminal = true, status_reason = 'completed', status_actor = j.lease_owner, blocked_reason = null,
-         lease_id = null, lease_owner = null, lease_expires_at = null
-   -- a lease id is set only while running (running_has_lease)
-   where j.id = p_id and j.lease_id = p_lease
-     and j.lease_expires_at > pg_catalog.clock_timestamp()
-  returning * into v_job;
-  perform jobengine._set_bookkept(false);
-  perform jobengine._set_context(null, null);
+  -- the batch's statement, for one job; when the lease did not hold, say why
+  select * into v_job from jobengine.complete_jobs(array[p_id], array[p_lease], array[p_result]);
   if v_job.id is null then
     perform jobengine._lease_refused(p_id, p_lease, 'completed');
   end if;
@@ -692,7 +679,7 @@ begin
      or pg_catalog.cardinality(p_ids) <> pg_catalog.cardinality(p_results) then
     perform jobengine._invalid_argument('p_ids', 'p_ids, p_leases and p_results must have the same length');
   end if;
-  perform jobengine._set_context('completed', null);
+  -- bookkept: the UPDATE sets reason and actor itself, so no _set_context
   perform jobengine._set_bookkept(true);
   return query
     update jobengine.jobs j
@@ -708,7 +695,6 @@ begin
        and j.lease_expires_at > pg_catalog.clock_timestamp()
     returning j.*;
   perform jobengine._set_bookkept(false);
-  perform jobengine._set_context(null, null);
 end;
 $$;
 

@@ -203,7 +203,7 @@ alter table jobengine.jobs alter column id set default jobengine.uuid_v7();
   {
     name: "000_core.sql",
     kind: "repeatable",
-    checksum: "02e3b898920194be1cf700c95114cf8af19ef728fba77f63635ba7628a56f99f",
+    checksum: "7d9658da408928730a9ea10cfc88adc15bbf244dabba142b321025c0bcde5fa9",
     sql: `-- Core helpers: transition context, sealed mode settings, retry policy.
 -- Repeatable: re-applied whenever this file changes. Every function is \`create or replace\`.
 --
@@ -213,7 +213,8 @@ alter table jobengine.jobs alter column id set default jobengine.uuid_v7();
 
 -- The reason and actor of the transitions made by the rest of the current statement sequence.
 -- The BEFORE triggers copy them onto the job row and the AFTER triggers into job_history and
--- timeline_events. Lifecycle functions set them before each UPDATE and clear them afterwards;
+-- timeline_events. Lifecycle functions set them before each UPDATE and clear them afterwards
+-- (the bookkept ones, see _set_bookkept, write reason and actor into the rows themselves);
 -- a raw UPDATE from psql records no reason and the session user as actor.
 --
 -- The small helpers called on every lifecycle call (_set_context, _set_bookkept, is_sealed) are
@@ -288,6 +289,20 @@ begin
     message = format('Cannot transition job %s to "%s": current status is "%s"', p_id, p_to, coalesce(p_from::text, '(new)')),
     detail = pg_catalog.json_build_object('jobId', p_id, 'from', p_from, 'to', p_to)::text,
     hint = coalesce(p_hint, 'See jobengine.job_transitions for the allowed pairs.');
+end;
+$$;
+
+-- Raises JE007: p_id cannot be scheduled while p_pending of its dependencies are not completed.
+create or replace function jobengine._dependencies_pending(p_id uuid, p_pending integer)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = 'JE007',
+    message = format('Cannot schedule job %s: %s dependencies not yet completed', p_id, p_pending),
+    detail = pg_catalog.json_build_object('jobId', p_id, 'pendingDependencies', p_pending)::text;
 end;
 $$;
 
@@ -477,7 +492,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "b80aa7ba8e0df4fff4757c0898adca9b0048fbd63d064403acdd8b783e8f11c5",
+    checksum: "92b0f71d2ff063d344a75e4186ec27d9c709cc3beefc5d8850a587e9f6b2debc",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -548,10 +563,7 @@ begin
         join jobengine.jobs p on p.id = d.depends_on_id
        where d.job_id = old.id and p.status <> 'completed'
     ) then
-      raise exception using
-        errcode = 'JE007',
-        message = format('Cannot schedule job %s: %s dependencies not yet completed', old.id, new.pending_dependencies),
-        detail = pg_catalog.json_build_object('jobId', old.id, 'pendingDependencies', new.pending_dependencies)::text;
+      perform jobengine._dependencies_pending(old.id, new.pending_dependencies);
     end if;
     if new.requires_network and jobengine.is_sealed() then
       raise exception using
@@ -713,10 +725,7 @@ begin
         message = format('UPDATE of job %s refused: version must move by exactly 1 per transition', v_id),
         detail = pg_catalog.json_build_object('table', 'jobs', 'jobId', v_id)::text;
     end if;
-    raise exception using
-      errcode = 'JE007',
-      message = format('Cannot schedule job %s: %s dependencies not yet completed', v_id, v_pending),
-      detail = pg_catalog.json_build_object('jobId', v_id, 'pendingDependencies', v_pending)::text;
+    perform jobengine._dependencies_pending(v_id, v_pending);
   end if;
 
   v_prefix := jobengine._event_id_prefix();
@@ -1113,7 +1122,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "868be18b51e5ac08f996b077c8842f02330e2aff1a8326daa8df726bc07c85a3",
+    checksum: "2c5c4e4e33abb8a4b1807bdb7d4a7b4ea5d5ed3f6de9b41296452f6abe108004",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1413,8 +1422,8 @@ begin
         message = 'Invalid dependency: workflow refs must be unique',
         detail = pg_catalog.json_build_object('reason', 'duplicate_ref')::text;
     end if;
-    -- bookkept: the row sets what _100_check_insert would, so that trigger stands aside
-    perform jobengine._set_context(null, v_options ->> 'actor');
+    -- bookkept: the row sets what _100_check_insert would (the actor included), so that
+    -- trigger stands aside
     perform jobengine._set_bookkept(true);
     v_now := pg_catalog.now();
     return query
@@ -1441,7 +1450,6 @@ begin
        order by e.ord
       returning *;
     perform jobengine._set_bookkept(false);
-    perform jobengine._set_context(null, null);
     return;
   end if;
 
@@ -1655,9 +1663,9 @@ begin
   if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 86400 then
     perform jobengine._invalid_argument('p_lease_seconds', 'must be a whole number from 1 to 86400');
   end if;
-  -- bookkept: this UPDATE sets what _100_check_transition would (scheduled -> running), so the
-  -- per-row trigger stands aside; the statement trigger still checks every pair
-  perform jobengine._set_context('claimed', p_worker);
+  -- bookkept: this UPDATE sets what _100_check_transition would (scheduled -> running, reason
+  -- and actor included), so the per-row trigger stands aside; the statement trigger still
+  -- checks every pair
   perform jobengine._set_bookkept(true);
   return query
     with claimable as (
@@ -1690,7 +1698,6 @@ begin
      where j.id = c.id
     returning j.*;
   perform jobengine._set_bookkept(false);
-  perform jobengine._set_context(null, null);
 end;
 $$;
 
@@ -1775,19 +1782,8 @@ as $$
 declare
   v_job jobengine.jobs;
 begin
-  perform jobengine._set_context('completed', null);
-  perform jobengine._set_bookkept(true);
-  update jobengine.jobs j
-     set status = 'completed', result = p_result,
-         version = j.version + 1, completed_at = pg_catalog.now(), updated_at = pg_catalog.now(),
-         terminal = true, status_reason = 'completed', status_actor = j.lease_owner, blocked_reason = null,
-         lease_id = null, lease_owner = null, lease_expires_at = null
-   -- a lease id is set only while running (running_has_lease)
-   where j.id = p_id and j.lease_id = p_lease
-     and j.lease_expires_at > pg_catalog.clock_timestamp()
-  returning * into v_job;
-  perform jobengine._set_bookkept(false);
-  perform jobengine._set_context(null, null);
+  -- the batch's statement, for one job; when the lease did not hold, say why
+  select * into v_job from jobengine.complete_jobs(array[p_id], array[p_lease], array[p_result]);
   if v_job.id is null then
     perform jobengine._lease_refused(p_id, p_lease, 'completed');
   end if;
@@ -1808,7 +1804,7 @@ begin
      or pg_catalog.cardinality(p_ids) <> pg_catalog.cardinality(p_results) then
     perform jobengine._invalid_argument('p_ids', 'p_ids, p_leases and p_results must have the same length');
   end if;
-  perform jobengine._set_context('completed', null);
+  -- bookkept: the UPDATE sets reason and actor itself, so no _set_context
   perform jobengine._set_bookkept(true);
   return query
     update jobengine.jobs j
@@ -1824,7 +1820,6 @@ begin
        and j.lease_expires_at > pg_catalog.clock_timestamp()
     returning j.*;
   perform jobengine._set_bookkept(false);
-  perform jobengine._set_context(null, null);
 end;
 $$;
 

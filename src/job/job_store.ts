@@ -113,6 +113,18 @@ export function decodeCursor(cursor: string): { createdAt: string; id: string } 
   }
 }
 
+/** The arguments of `complete_jobs`, bound by {@linkcode completionParams}. */
+const COMPLETE_JOBS_ARGS = "p_ids => $1::uuid[], p_leases => $2::uuid[], p_results => $3::jsonb[]";
+
+/** `complete_jobs`' three parallel arrays for a batch of completions. */
+function completionParams(completions: readonly Completion[]): unknown[] {
+  return [
+    completions.map((c) => c.id),
+    completions.map((c) => c.leaseId),
+    completions.map((c) => json(c.result ?? null)),
+  ];
+}
+
 /** The lifecycle operations over one database connection (or transaction). */
 export class JobStore {
   readonly #db: Queryable;
@@ -290,12 +302,8 @@ export class JobStore {
   async completeMany(completions: readonly Completion[]): Promise<Job[]> {
     if (completions.length === 0) return [];
     const rows = await this.#rows(
-      `select * from jobengine.complete_jobs(p_ids => $1::uuid[], p_leases => $2::uuid[], p_results => $3::jsonb[])`,
-      [
-        completions.map((c) => c.id),
-        completions.map((c) => c.leaseId),
-        completions.map((c) => json(c.result ?? null)),
-      ],
+      `select * from jobengine.complete_jobs(${COMPLETE_JOBS_ARGS})`,
+      completionParams(completions),
     );
     return rows.map(rowToJob);
   }
@@ -308,12 +316,8 @@ export class JobStore {
   async completeManyIds(completions: readonly Completion[]): Promise<string[]> {
     if (completions.length === 0) return [];
     const rows = await this.#rows(
-      `select id from jobengine.complete_jobs(p_ids => $1::uuid[], p_leases => $2::uuid[], p_results => $3::jsonb[])`,
-      [
-        completions.map((c) => c.id),
-        completions.map((c) => c.leaseId),
-        completions.map((c) => json(c.result ?? null)),
-      ],
+      `select id from jobengine.complete_jobs(${COMPLETE_JOBS_ARGS})`,
+      completionParams(completions),
     );
     return rows.map((row) => String(row.id));
   }
