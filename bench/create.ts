@@ -4,7 +4,8 @@
  * - one per call through `create_job` (`JobStore.create`), 8 callers on 8 connections;
  * - one per call through the HTTP app (`POST /api/v1/jobs`, `app.fetch` in-process, 8 callers on
  *   a pool of 8);
- * - in bulk through `create_workflow`, 1,000 jobs per call.
+ * - in bulk through `create_workflow`, 1,000 jobs per call, answering the job rows
+ *   (`createWorkflow`) or only their ids (`createWorkflowIds`).
  *
  * @module
  */
@@ -95,8 +96,13 @@ async function createHttp(ctx: BenchContext): Promise<ResultRow> {
   }
 }
 
-async function createBulk(ctx: BenchContext): Promise<ResultRow> {
-  const bdb = await ctx.databases.create("create_bulk");
+/**
+ * Bulk create through `create_workflow`, 1,000 jobs per call: `rows` answers the full job rows
+ * (`JobStore.createWorkflow`, what `POST /workflows` needs), `ids` only their ids
+ * (`JobStore.createWorkflowIds`).
+ */
+async function createBulk(ctx: BenchContext, answer: "rows" | "ids"): Promise<ResultRow> {
+  const bdb = await ctx.databases.create(`create_bulk_${answer}`);
   try {
     const stores = Array.from(
       { length: BULK_CALLERS },
@@ -112,7 +118,10 @@ async function createBulk(ctx: BenchContext): Promise<ResultRow> {
     const before = await bdb.counters();
     const run = await concurrentLoop(
       BULK_CALLERS,
-      (caller, i) => stores[caller]!.createWorkflow(batch(i * BULK_BATCH)),
+      (caller, i) =>
+        answer === "rows"
+          ? stores[caller]!.createWorkflow(batch(i * BULK_BATCH))
+          : stores[caller]!.createWorkflowIds(batch(i * BULK_BATCH)),
       { count: calls },
     );
     await bdb.closeAll();
@@ -120,7 +129,8 @@ async function createBulk(ctx: BenchContext): Promise<ResultRow> {
     const per = await bdb.perJob(before, jobs);
     return {
       scenario: "create",
-      name: `create_workflow ${BULK_BATCH.toLocaleString("en-US")} per call (bulk)`,
+      name: `create_workflow ${BULK_BATCH.toLocaleString("en-US")} per call (bulk)` +
+        (answer === "ids" ? ", ids only" : ""),
       value: jobs / run.seconds,
       unit: "jobs/s",
       target: { op: ">=", value: 40_000 },
@@ -129,7 +139,8 @@ async function createBulk(ctx: BenchContext): Promise<ResultRow> {
       commitsPerJob: per.commitsPerJob,
       walBytesPerJob: per.walBytesPerJob,
       walSyncsPerJob: per.walSyncsPerJob,
-      note: `JobStore.createWorkflow, ${BULK_CALLERS} callers`,
+      note: `JobStore.${answer === "rows" ? "createWorkflow" : "createWorkflowIds"}, ` +
+        `${BULK_CALLERS} callers`,
     };
   } finally {
     await bdb.drop();
@@ -154,8 +165,10 @@ export const create: Scenario = {
       http.ratio = { to: "pgbench -N tps", value: http.value / ctx.baseline.pgbenchTps };
     }
     rows.push(http);
-    ctx.log("create: create_workflow x 1,000");
-    rows.push(await createBulk(ctx));
+    ctx.log("create: create_workflow x 1,000, job rows answered");
+    rows.push(await createBulk(ctx, "rows"));
+    ctx.log("create: create_workflow x 1,000, ids answered");
+    rows.push(await createBulk(ctx, "ids"));
     return rows;
   },
 };

@@ -91,10 +91,19 @@ export interface EventEnvelope {
   data: Record<string, unknown>;
 }
 
+let lastIsoMs = NaN;
+let lastIso = "";
+
+/** ISO 8601 text of a timestamp; the last one is remembered (a batch's rows share most of theirs). */
 function iso(value: unknown): string | null {
   if (value === null || value === undefined) return null;
-  if (value instanceof Date) return value.toISOString();
-  return new Date(String(value)).toISOString();
+  const date = value instanceof Date ? value : new Date(String(value));
+  const ms = date.getTime();
+  if (ms !== lastIsoMs) {
+    lastIso = date.toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
 }
 
 /** Maps a `jobengine.jobs` row to a {@linkcode Job}. */

@@ -145,6 +145,21 @@ export function adapterContract(label: string, open: OpenDatabase): void {
     deepStrictEqual(await runTypeProbe(db), TYPE_PROBE_EXPECTED);
   });
 
+  test("query() gives every timestamp its own Date, also when rows repeat one", async (db) => {
+    const rows = await db.query<{ at: Date }>(
+      `select at from (values ('2024-01-02T03:04:05.678Z'::timestamptz, 1), ('2024-01-02T03:04:05.678Z', 2),
+         ('1999-12-31T23:59:59.999Z', 3), ('2024-01-02T03:04:05.678Z', 4)) v(at, n) order by n`,
+    );
+    deepStrictEqual(rows.map((r) => r.at.toISOString()), [
+      "2024-01-02T03:04:05.678Z",
+      "2024-01-02T03:04:05.678Z",
+      "1999-12-31T23:59:59.999Z",
+      "2024-01-02T03:04:05.678Z",
+    ]);
+    rows[0]!.at.setTime(0);
+    equal(rows[1]!.at.toISOString(), "2024-01-02T03:04:05.678Z", "a Date is never shared");
+  });
+
   test("query() returns plain row objects and an empty array for no rows", async (db) => {
     const rows = await db.query("select 1 as a where $1::boolean", [false]);
     deepStrictEqual(rows, []);

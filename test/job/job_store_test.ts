@@ -341,6 +341,33 @@ Deno.test("workflows with a cycle, an unknown ref or another tenant's job are re
   });
 });
 
+Deno.test("createWorkflowIds: the ids of the jobs created, in input order, refused atomically like createWorkflow", async () => {
+  await withStore(async ({ store, db }) => {
+    const ids = await store.createWorkflowIds(
+      [
+        { ref: "p", type: "bulk", payload: { n: 0 }, priority: 5 },
+        { ref: "q", type: "bulk", payload: { n: 1 }, dependsOn: ["p"] },
+        { ref: "r", type: "bulk", payload: { n: 2 } },
+      ],
+      { correlationId: "batch-1" },
+    );
+    assert.equal(ids.length, 3);
+    const [p, q, r] = await Promise.all(ids.map((id) => store.get(id)));
+    assert.deepEqual([p!.payload, q!.payload, r!.payload], [{ n: 0 }, { n: 1 }, { n: 2 }]);
+    assert.equal(p!.priority, 5);
+    assert.deepEqual(q!.dependsOn, [p!.id]);
+    assert.equal(r!.correlationId, "batch-1");
+    assert.deepEqual(await historyOf(db, r!.id), ["(new)->pending"]);
+
+    await assert.rejects(
+      () => store.createWorkflowIds([{ ref: "a", type: "bulk" }, { ref: "a", type: "bulk" }]),
+      InvalidDependencyError,
+    );
+    const count = await db.query<{ n: number }>("select count(*)::int as n from jobengine.jobs");
+    assert.equal(count[0]!.n, 3);
+  });
+});
+
 Deno.test("sealed: requiresNetwork jobs stay pending with one job.blocked event until unsealed", async () => {
   await withStore(async ({ store, db }) => {
     await store.setSealed(true);
