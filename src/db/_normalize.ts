@@ -39,21 +39,24 @@ export function serializeInt8(value: unknown): string {
   return String(value);
 }
 
-let lastTimestampText = "";
-let lastTimestampMs = NaN;
+/** Recently parsed timestamp texts and their epoch milliseconds (cleared when full). */
+const timestampCache = new Map<string, number>();
+const TIMESTAMP_CACHE_SIZE = 64;
 
 /**
  * Parses `date`, `timestamp` and `timestamptz` text. The rows of one statement mostly share
- * their timestamps (`now()` is the transaction's), so the last text parsed is remembered and a
- * repeat costs a string comparison instead of a date parse; every call returns its own `Date`.
+ * their timestamps (`now()` is the transaction's; a batch was created, scheduled or claimed
+ * together), so recent texts are remembered: a repeat costs a map lookup instead of a date
+ * parse. Every call returns its own `Date`.
  */
 export function parseTimestamp(text: string): Date | number {
-  if (text === lastTimestampText) return new Date(lastTimestampMs);
+  const ms = timestampCache.get(text);
+  if (ms !== undefined) return new Date(ms);
   if (text === "infinity") return Infinity;
   if (text === "-infinity") return -Infinity;
   const date = new Date(text);
-  lastTimestampText = text;
-  lastTimestampMs = date.getTime();
+  if (timestampCache.size >= TIMESTAMP_CACHE_SIZE) timestampCache.clear();
+  timestampCache.set(text, date.getTime());
   return date;
 }
 

@@ -91,19 +91,22 @@ export interface EventEnvelope {
   data: Record<string, unknown>;
 }
 
-let lastIsoMs = NaN;
-let lastIso = "";
+/** Recently formatted timestamps (epoch milliseconds to ISO text; cleared when full). */
+const isoCache = new Map<number, string>();
+const ISO_CACHE_SIZE = 64;
 
-/** ISO 8601 text of a timestamp; the last one is remembered (a batch's rows share most of theirs). */
+/** ISO 8601 text of a timestamp; recent ones are remembered (a batch's rows share most of theirs). */
 function iso(value: unknown): string | null {
   if (value === null || value === undefined) return null;
   const date = value instanceof Date ? value : new Date(String(value));
   const ms = date.getTime();
-  if (ms !== lastIsoMs) {
-    lastIso = date.toISOString();
-    lastIsoMs = ms;
+  let text = isoCache.get(ms);
+  if (text === undefined) {
+    text = date.toISOString();
+    if (isoCache.size >= ISO_CACHE_SIZE) isoCache.clear();
+    isoCache.set(ms, text);
   }
-  return lastIso;
+  return text;
 }
 
 /** Maps a `jobengine.jobs` row to a {@linkcode Job}. */

@@ -252,8 +252,10 @@ interface Held {
   startedAt: number;
   /** When the lease was last known fresh: the claim or the last successful heartbeat was sent. */
   claimedAt: number;
-  heartbeatTimer: ReturnType<typeof setTimeout> | null;
-  watchdog: ReturnType<typeof setTimeout> | null;
+  /** When the next periodic heartbeat is due (`Infinity` while one is in flight). */
+  nextBeatAt: number;
+  /** Watched by the lease clock: false once the job finishes, is aborted or released. */
+  timed: boolean;
   /** Released at shutdown: whatever the handler does later is ignored. */
   released: boolean;
   /** The handler settled and its outcome is being written: too late to release. */
@@ -390,6 +392,10 @@ class WorkerRuntime implements Worker {
   #checking: Promise<void> | null = null;
   #checkAgain = false;
   #checkTimer: ReturnType<typeof setTimeout> | null = null;
+
+  // the lease clock: one timer for every held job's heartbeat and watchdog
+  #leaseTimer: ReturnType<typeof setTimeout> | null = null;
+  #leaseTimerAt = Infinity;
 
   // completions
   #pending: PendingCompletion[] = [];
@@ -533,6 +539,7 @@ class WorkerRuntime implements Worker {
     await this.#flush();
     while (this.#writes.size > 0) await Promise.allSettled([...this.#writes]);
     if (this.#checkTimer) clearTimeout(this.#checkTimer);
+    this.#stopLeaseClock();
     await this.#checking;
     await this.#unsubscribe?.().catch((error) => this.#fault("unsubscribing", error));
     this.#unsubscribe = null;
@@ -545,6 +552,7 @@ class WorkerRuntime implements Worker {
     held.released = true;
     this.#clearTimers(held);
     this.#held.delete(held.job.id);
+    if (this.#held.size === 0) this.#stopLeaseClock();
     held.controller.abort(new JobAbortedError(held.job.id, "shutdown"));
     const error = errorRecord(`Released by worker ${this.workerId} at shutdown`, "worker_shutdown");
     try {
@@ -716,8 +724,8 @@ class WorkerRuntime implements Worker {
       controller: new AbortController(),
       startedAt: performance.now(),
       claimedAt,
-      heartbeatTimer: null,
-      watchdog: null,
+      nextBeatAt: claimedAt + this.#heartbeatMs,
+      timed: true,
       released: false,
       finishing: false,
       denial: null,
@@ -727,8 +735,7 @@ class WorkerRuntime implements Worker {
     this.#held.set(job.id, held);
     this.stats.claimed++;
     this.#emit("claimed", { job });
-    this.#armWatchdog(held);
-    this.#armHeartbeat(held);
+    this.#armLeaseClock(Math.min(held.nextBeatAt, claimedAt + this.#leaseMs));
 
     const ctx: JobContext = {
       signal: held.controller.signal,
@@ -844,6 +851,7 @@ class WorkerRuntime implements Worker {
     } finally {
       // The slot frees once the outcome is written or queued.
       this.#held.delete(job.id);
+      if (this.#held.size === 0) this.#stopLeaseClock();
       this.#pump();
     }
   }
@@ -951,28 +959,62 @@ class WorkerRuntime implements Worker {
   // --------------------------------------------------------------------------------------------
   // leases: heartbeats, the local watchdog, and checks after jobengine_events
 
-  #armHeartbeat(held: Held): void {
-    held.heartbeatTimer = setTimeout(async () => {
-      held.heartbeatTimer = null;
-      try {
-        await this.#heartbeat(held, false);
-      } catch {
-        return; // aborted: no more heartbeats
-      }
-      if (this.#held.get(held.job.id) === held && !held.controller.signal.aborted) {
-        this.#armHeartbeat(held);
-      }
-    }, this.#heartbeatMs);
+  /**
+   * Arms the lease clock for `at` (performance.now() time) unless it already fires by then. One
+   * timer serves every held job: a claim of a thousand jobs arms no timer of its own, and a job
+   * that finishes has nothing to clear.
+   */
+  #armLeaseClock(at: number): void {
+    if (this.#leaseTimer !== null) {
+      if (this.#leaseTimerAt <= at) return;
+      clearTimeout(this.#leaseTimer);
+    }
+    this.#leaseTimerAt = at;
+    this.#leaseTimer = setTimeout(() => this.#leaseTick(), Math.max(0, at - performance.now()));
   }
 
-  /** The lease lapses `leaseMs` after the claim or last successful heartbeat was sent. */
-  #armWatchdog(held: Held): void {
-    if (held.watchdog) clearTimeout(held.watchdog);
-    const remaining = held.claimedAt + this.#leaseMs - performance.now();
-    held.watchdog = setTimeout(() => {
-      held.watchdog = null;
-      this.#abort(held.job.id, "lease_lost");
-    }, Math.max(0, remaining));
+  #stopLeaseClock(): void {
+    if (this.#leaseTimer !== null) clearTimeout(this.#leaseTimer);
+    this.#leaseTimer = null;
+    this.#leaseTimerAt = Infinity;
+  }
+
+  /**
+   * The lease clock fired: aborts the jobs whose lease lapsed (`leaseMs` after the claim or the
+   * last successful heartbeat was sent), sends the heartbeats that are due, and arms itself for
+   * the next of either.
+   */
+  #leaseTick(): void {
+    this.#leaseTimer = null;
+    this.#leaseTimerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const held of [...this.#held.values()]) {
+      if (!held.timed) continue;
+      const lapses = held.claimedAt + this.#leaseMs;
+      if (lapses <= now) {
+        this.#abort(held.job.id, "lease_lost");
+        continue;
+      }
+      if (held.nextBeatAt <= now) {
+        held.nextBeatAt = Infinity;
+        void this.#periodicHeartbeat(held);
+      }
+      next = Math.min(next, lapses, held.nextBeatAt);
+    }
+    if (next !== Infinity) this.#armLeaseClock(next);
+  }
+
+  async #periodicHeartbeat(held: Held): Promise<void> {
+    try {
+      await this.#heartbeat(held, false);
+    } catch {
+      return; // aborted: no more heartbeats
+    }
+    if (this.#held.get(held.job.id) === held && held.timed) {
+      held.nextBeatAt = performance.now() + this.#heartbeatMs;
+      this.#armLeaseClock(held.nextBeatAt);
+    }
   }
 
   async #heartbeat(held: Held, explicit: boolean): Promise<void> {
@@ -983,7 +1025,7 @@ class WorkerRuntime implements Worker {
       await this.#backend.heartbeat(leaseOf(held));
       if (!signal.aborted) {
         held.claimedAt = sentAt;
-        this.#armWatchdog(held);
+        if (held.timed) this.#armLeaseClock(sentAt + this.#leaseMs);
       }
     } catch (error) {
       if (error instanceof LeaseMismatchError || error instanceof JobNotFoundError) {
@@ -1004,10 +1046,10 @@ class WorkerRuntime implements Worker {
     held.controller.abort(new JobAbortedError(jobId, reason, { cause }));
   }
 
+  /** The job leaves the lease clock (the clock stops with the last one). */
   #clearTimers(held: Held): void {
-    if (held.heartbeatTimer) clearTimeout(held.heartbeatTimer);
-    if (held.watchdog) clearTimeout(held.watchdog);
-    held.heartbeatTimer = held.watchdog = null;
+    held.timed = false;
+    held.nextBeatAt = Infinity;
   }
 
   /** After `jobengine_events`: re-read the held jobs (coalesced, at most every 50 ms). */

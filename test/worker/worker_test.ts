@@ -314,6 +314,54 @@ Deno.test("createWorker(): a heartbeat refused because the job was cancelled abo
   });
 });
 
+Deno.test("createWorker(): periodic heartbeats keep every held job's lease past its first expiry", async () => {
+  await withStore(async ({ store, connect, db }) => {
+    const abortedJobs: string[] = [];
+    const worker = createWorker({
+      db: connect(2),
+      concurrency: 2,
+      leaseSeconds: 1,
+      heartbeatIntervalMs: 250,
+      handlers: {
+        slow: async (job: ClaimedJob, ctx: JobContext) => {
+          ctx.signal.addEventListener("abort", () => abortedJobs.push(job.id));
+          // twice the lease, without calling ctx.heartbeat()
+          await new Promise((resolve) =>
+            setTimeout(resolve, 2000 + (job.payload as { n: number }).n)
+          );
+          return { n: (job.payload as { n: number }).n };
+        },
+      },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const first = await scheduledJob(store, "slow", { payload: { n: 0 } });
+      await new Promise((resolve) => setTimeout(resolve, 300)); // a second claim, another lease
+      const second = await scheduledJob(store, "slow", { payload: { n: 300 } });
+      await until(
+        async () =>
+          (await store.get(first)).status === "completed" &&
+          (await store.get(second)).status === "completed",
+        6000,
+        "both jobs to complete",
+      );
+      assert.deepEqual(abortedJobs, []);
+      for (const id of [first, second]) {
+        const job = await store.get(id);
+        assert.equal(job.status, "completed");
+        assert.equal(job.attempt, 1, "never lost its lease, never ran again");
+      }
+      const [row] = await db.query<{ n: number }>(
+        `select count(*)::int as n from jobengine.job_history where to_status = 'running'`,
+      );
+      assert.equal(row!.n, 2);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
 Deno.test("createWorker(): a lease lost to expiry aborts the handler and the job runs again", async () => {
   await withStore(async ({ store, connect }) => {
     const reasons: string[] = [];
