@@ -1122,7 +1122,7 @@ create or replace trigger _100_no_truncate
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "2c5c4e4e33abb8a4b1807bdb7d4a7b4ea5d5ed3f6de9b41296452f6abe108004",
+    checksum: "929836fc5a1f6e316d2221a662fe67d2fbea31e78d15cb4970aa3a09c1d53fed",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1362,6 +1362,9 @@ declare
   v_default_policy jsonb := jobengine.normalize_retry_policy(null);
   v_now timestamptz;
   v_actor text;
+  v_random bytea;
+  v_id_high bigint;
+  v_id_low bigint;
 begin
   perform jobengine._check_options(v_options, array['tenantId', 'correlationId', 'actor']);
   -- the actor as _100_check_insert would record it
@@ -1426,11 +1429,24 @@ begin
     -- trigger stands aside
     perform jobengine._set_bookkept(true);
     v_now := pg_catalog.now();
+    -- the jobs' ids: UUID version 7 as jobengine.uuid_v7() lays it out (48-bit Unix time in
+    -- milliseconds, version, 12 random bits, variant, 62 bits), drawing randomness once per
+    -- statement: the low 62 bits are a random start plus the job's position, so they are
+    -- distinct within the statement and keep its order. gen_random_uuid() per row cost more
+    -- than the rest of the id (docs/performance.md).
+    v_random := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
+    v_id_high := (pg_catalog.floor(extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint << 16)
+                 | 28672 | (pg_catalog.get_byte(v_random, 0) << 4) | (pg_catalog.get_byte(v_random, 1) >> 4);
+    v_id_low := ('x' || pg_catalog.encode(pg_catalog.substr(v_random, 9, 8), 'hex'))::bit(64)::bigint
+                & 4611686018427387903;
     return query
-      insert into jobengine.jobs (status_actor, version, attempt, terminal, created_at, updated_at,
+      insert into jobengine.jobs (id, status_actor, version, attempt, terminal, created_at, updated_at,
                                   tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
                                   requires_network, correlation_id)
-      select v_actor, 1, 0, false, v_now, v_now,
+      select pg_catalog.encode(pg_catalog.int8send(v_id_high)
+               || pg_catalog.int8send(((v_id_low + e.ord) & 4611686018427387903) | (-9223372036854775808)::bigint),
+               'hex')::uuid,
+             v_actor, 1, 0, false, v_now, v_now,
              v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
              coalesce((e.value ->> 'priority')::integer, 0), (p.policy ->> 'maxRetries')::integer, p.policy,
              coalesce((e.value ->> 'notBefore')::timestamptz, pg_catalog.now()),
