@@ -550,7 +550,7 @@ class WorkerRuntime implements Worker {
   async #release(held: Held): Promise<void> {
     if (held.released || held.finishing || !this.#held.has(held.job.id)) return;
     held.released = true;
-    this.#clearTimers(held);
+    this.#leaveLeaseClock(held);
     this.#held.delete(held.job.id);
     if (this.#held.size === 0) this.#stopLeaseClock();
     held.controller.abort(new JobAbortedError(held.job.id, "shutdown"));
@@ -795,7 +795,7 @@ class WorkerRuntime implements Worker {
     held: Held,
     outcome: { ok: true; result: unknown } | { ok: false; error: unknown },
   ): Promise<void> {
-    this.#clearTimers(held);
+    this.#leaveLeaseClock(held);
     if (held.released) return;
     held.finishing = true;
     const { job } = held;
@@ -1042,12 +1042,15 @@ class WorkerRuntime implements Worker {
   #abort(jobId: string, reason: AbortReason, cause?: unknown): void {
     const held = this.#held.get(jobId);
     if (!held || held.controller.signal.aborted) return;
-    this.#clearTimers(held);
+    this.#leaveLeaseClock(held);
     held.controller.abort(new JobAbortedError(jobId, reason, { cause }));
   }
 
-  /** The job leaves the lease clock (the clock stops with the last one). */
-  #clearTimers(held: Held): void {
+  /**
+   * The job leaves the lease clock: no more heartbeats, no watchdog. (The timer itself stops
+   * once no job is held.)
+   */
+  #leaveLeaseClock(held: Held): void {
     held.timed = false;
     held.nextBeatAt = Infinity;
   }
