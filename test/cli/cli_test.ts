@@ -42,8 +42,15 @@ async function cliJson<T = Record<string, unknown>>(url: string, args: string[])
   return JSON.parse(run.stdout) as T;
 }
 
+/** Directories made by {@linkcode tempFile}, removed when the module's tests are done. */
+const tempDirs: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const dir of tempDirs) Deno.removeSync(dir, { recursive: true });
+});
+
 async function tempFile(name: string, text: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "jobengine-cli-" });
+  tempDirs.push(dir);
   const path = `${dir}/${name}`;
   await Deno.writeTextFile(path, text);
   return path;
