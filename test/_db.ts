@@ -36,10 +36,15 @@ export function adminSql(): postgres.Sql {
   return postgres(adminUrl(), { max: 1, onnotice: () => {}, connect_timeout: 10 });
 }
 
-/** Creates a database from the migrated template and returns its URL and a `drop()`. */
-export async function freshDatabase(): Promise<FreshDatabase> {
+/**
+ * Creates a database from the migrated template (or, with `empty`, from `template0`: no
+ * schema at all) and returns its URL and a `drop()`.
+ */
+export async function freshDatabase(options: { empty?: boolean } = {}): Promise<FreshDatabase> {
   const admin = adminUrl();
-  const template = Deno.env.get("JOBENGINE_TEST_TEMPLATE") ?? "jobengine_template";
+  const template = options.empty
+    ? "template0"
+    : Deno.env.get("JOBENGINE_TEST_TEMPLATE") ?? "jobengine_template";
   const name = `je_t_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
   const sql = adminSql();
   try {

@@ -19,7 +19,9 @@
 --                                     cancels pending dependents of cancelled / terminally
 --                                     failed jobs, transitively
 --                      _900_notify_ready  pg_notify('jobengine_ready', ...) when jobs become claimable
--- job_history, timeline_events: append-only (UPDATE, DELETE, TRUNCATE raise JE008).
+-- job_history, timeline_events: append-only (UPDATE, DELETE, TRUNCATE raise JE008); the
+--                      statement triggers are on timeline_events' two partitions as well, since
+--                      a statement naming a partition does not fire its parent's.
 -- jobs: never deleted (DELETE, TRUNCATE raise JE008): the history must keep its subject.
 --
 -- The trigger functions run once per row or statement on the hot path, so they carry no
@@ -171,7 +173,6 @@ begin
       from new_rows n
   ), e as (
     insert into jobengine.timeline_events (sequence, id, type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
-    overriding system value
     select n.seq, jobengine._event_id(v_prefix, n.seq), 'job.created', n.tenant_id, n.id, n.created_at,
            n.correlation_id, n.status_actor,
            pg_catalog.jsonb_build_object(
@@ -257,7 +258,6 @@ begin
       from changed c
   ), e as (
     insert into jobengine.timeline_events (sequence, id, type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
-    overriding system value
     select c.seq, jobengine._event_id(v_prefix, c.seq), jobengine._event_type(c.from_status, c.status), c.tenant_id,
            c.id, c.updated_at, c.correlation_id, c.status_actor,
            -- the common shapes built directly; jsonb_strip_nulls only when something may be null
@@ -621,4 +621,16 @@ create or replace trigger _100_append_only
   for each statement execute function jobengine.tg__append_only();
 create or replace trigger _100_no_truncate
   before truncate on jobengine.timeline_events
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_append_only
+  before update or delete on jobengine.timeline_events_intake
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_no_truncate
+  before truncate on jobengine.timeline_events_intake
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_append_only
+  before update or delete on jobengine.timeline_events_work
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_no_truncate
+  before truncate on jobengine.timeline_events_work
   for each statement execute function jobengine.tg__append_only();

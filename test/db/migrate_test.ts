@@ -256,3 +256,69 @@ Deno.test("postgres: concurrent migrate() calls apply each file exactly once", a
     await fresh.drop();
   }
 });
+
+/**
+ * Upgrade to version 3 (the outbox split by write path) from a version-2 database that holds
+ * events: they move over unchanged, in order, into the right partition, and the global sequence
+ * continues after them. Version 2's functions and triggers are not replayed (they are not kept);
+ * the events are inserted the way version 2's table took them, with the identity sequence.
+ */
+async function upgradeKeepsTheOutbox(db: Database): Promise<void> {
+  const versioned = MIGRATIONS.filter((m) => m.kind === "versioned");
+  const v2 = versioned.filter((m) => m.name < "000003");
+  equal(v2.length, 2);
+  await migrate(db, { migrations: v2 });
+  await db.query(
+    `insert into jobengine.timeline_events (type, tenant_id, subject_id, data)
+     select t, 'default', '01a22706-c84d-7cbf-a50e-43ffd2e47990'::uuid, jsonb_build_object('n', n)
+       from unnest(array['job.created', 'job.scheduled', 'job.started', 'job.completed', 'job.blocked',
+                         'sealed.egress_blocked']) with ordinality u(t, n)`,
+  );
+  const before = await db.query<{ sequence: number; id: string; type: string }>(
+    "select sequence, id, type, data from jobengine.timeline_events order by sequence",
+  );
+  equal(before.length, 6);
+
+  await migrate(db);
+  const after = await db.query<{ sequence: number; id: string; type: string; part: string }>(
+    `select sequence, id, type, data, tableoid::regclass::text as part
+       from jobengine.timeline_events order by sequence`,
+  );
+  deepStrictEqual(after.map(({ part: _, ...row }) => row), before);
+  deepStrictEqual(after.map((row) => row.part.replace("jobengine.timeline_events_", "")), [
+    "intake",
+    "intake",
+    "work",
+    "work",
+    "intake",
+    "work",
+  ]);
+  await db.query(
+    `select count(*) from jobengine.create_workflow('[{"ref": "a", "type": "after.upgrade"}]')`,
+  );
+  const [next] = await db.query<{ sequence: number; type: string }>(
+    "select sequence, type from jobengine.timeline_events order by sequence desc limit 1",
+  );
+  deepStrictEqual(next, { sequence: before.at(-1)!.sequence + 1, type: "job.created" });
+  deepStrictEqual(await migrate(db), { applied: [], skipped: MIGRATIONS.length });
+}
+
+Deno.test("pglite: upgrading to version 3 keeps every event and continues the sequence", async () => {
+  const db = await createPgliteDatabase();
+  try {
+    await upgradeKeepsTheOutbox(db);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test("postgres: upgrading to version 3 keeps every event and continues the sequence", async () => {
+  const fresh = await freshDatabase({ empty: true });
+  const db = createPostgresDatabase(fresh.url, { max: 1 });
+  try {
+    await upgradeKeepsTheOutbox(db);
+  } finally {
+    await db.close();
+    await fresh.drop();
+  }
+});
