@@ -20,8 +20,8 @@
 --                                     failed jobs, transitively
 --                      _900_notify_ready  pg_notify('jobengine_ready', ...) when jobs become claimable
 -- job_history, timeline_events: append-only (UPDATE, DELETE, TRUNCATE raise JE008); the
---                      statement triggers are on timeline_events' two partitions as well, since
---                      a statement naming a partition does not fire its parent's.
+--                      statement triggers are on each of timeline_events' partitions as well,
+--                      since a statement naming a partition does not fire its parent's.
 -- jobs: never deleted (DELETE, TRUNCATE raise JE008): the history must keep its subject.
 --
 -- The trigger functions run once per row or statement on the hot path, so they carry no
@@ -149,13 +149,19 @@ begin
 end;
 $$;
 
-create or replace function jobengine._event_id(p_prefix bytea, p_sequence bigint)
+-- A UUID from its first 8 bytes (version nibble included) and a number below 2^62 as the
+-- last 62 bits, after the variant bits 10. Event ids: the statement's prefix and the event's
+-- sequence; create_workflow's job ids: a time-ordered prefix and a random start plus the job's
+-- position.
+create or replace function jobengine._uuid_of(p_high bytea, p_low bigint)
 returns uuid
 language sql
 immutable
 as $$
-  select pg_catalog.encode(p_prefix || pg_catalog.int8send(p_sequence | (-9223372036854775808)::bigint), 'hex')::uuid;
+  select pg_catalog.encode(p_high || pg_catalog.int8send(p_low | (-9223372036854775808)::bigint), 'hex')::uuid;
 $$;
+-- its name before schema version 3 (only the triggers below called it)
+drop function if exists jobengine._event_id(bytea, bigint);
 
 -- AFTER INSERT (statement): history and event for each created job.
 create or replace function jobengine.tg_jobs__history_insert()
@@ -173,7 +179,7 @@ begin
       from new_rows n
   ), e as (
     insert into jobengine.timeline_events (sequence, id, type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
-    select n.seq, jobengine._event_id(v_prefix, n.seq), 'job.created', n.tenant_id, n.id, n.created_at,
+    select n.seq, jobengine._uuid_of(v_prefix, n.seq), 'job.created', n.tenant_id, n.id, n.created_at,
            n.correlation_id, n.status_actor,
            pg_catalog.jsonb_build_object(
              'to', n.status, 'type', n.type, 'priority', n.priority, 'dependsOn', pg_catalog.to_jsonb(n.depends_on),
@@ -258,7 +264,7 @@ begin
       from changed c
   ), e as (
     insert into jobengine.timeline_events (sequence, id, type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
-    select c.seq, jobengine._event_id(v_prefix, c.seq), jobengine._event_type(c.from_status, c.status), c.tenant_id,
+    select c.seq, jobengine._uuid_of(v_prefix, c.seq), jobengine._event_type(c.from_status, c.status), c.tenant_id,
            c.id, c.updated_at, c.correlation_id, c.status_actor,
            -- the common shapes built directly; jsonb_strip_nulls only when something may be null
            case
@@ -616,21 +622,22 @@ create or replace trigger _100_insert_by_trigger_only
   before insert on jobengine.job_history
   for each statement execute function jobengine.tg_job_history__insert_by_trigger_only();
 
-create or replace trigger _100_append_only
-  before update or delete on jobengine.timeline_events
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_no_truncate
-  before truncate on jobengine.timeline_events
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_append_only
-  before update or delete on jobengine.timeline_events_intake
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_no_truncate
-  before truncate on jobengine.timeline_events_intake
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_append_only
-  before update or delete on jobengine.timeline_events_work
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_no_truncate
-  before truncate on jobengine.timeline_events_work
-  for each statement execute function jobengine.tg__append_only();
+-- on the table and on each of its partitions: a statement naming a partition does not fire the
+-- parent's statement triggers
+do $$
+declare
+  v_table regclass;
+begin
+  for v_table in
+    select 'jobengine.timeline_events'::regclass
+    union all
+    select i.inhrelid::regclass from pg_catalog.pg_inherits i
+     where i.inhparent = 'jobengine.timeline_events'::regclass
+  loop
+    execute format('create or replace trigger _100_append_only before update or delete on %s '
+                   'for each statement execute function jobengine.tg__append_only()', v_table);
+    execute format('create or replace trigger _100_no_truncate before truncate on %s '
+                   'for each statement execute function jobengine.tg__append_only()', v_table);
+  end loop;
+end;
+$$;

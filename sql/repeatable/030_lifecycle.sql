@@ -238,7 +238,7 @@ declare
   v_now timestamptz;
   v_actor text;
   v_random bytea;
-  v_id_high bigint;
+  v_id_prefix bytea;
   v_id_low bigint;
 begin
   perform jobengine._check_options(v_options, array['tenantId', 'correlationId', 'actor']);
@@ -310,17 +310,16 @@ begin
     -- distinct within the statement and keep its order. gen_random_uuid() per row cost more
     -- than the rest of the id (docs/performance.md).
     v_random := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
-    v_id_high := (pg_catalog.floor(extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint << 16)
-                 | 28672 | (pg_catalog.get_byte(v_random, 0) << 4) | (pg_catalog.get_byte(v_random, 1) >> 4);
+    v_id_prefix := pg_catalog.int8send(
+      (pg_catalog.floor(extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint << 16)
+      | 28672 | (pg_catalog.get_byte(v_random, 0) << 4) | (pg_catalog.get_byte(v_random, 1) >> 4));
     v_id_low := ('x' || pg_catalog.encode(pg_catalog.substr(v_random, 9, 8), 'hex'))::bit(64)::bigint
                 & 4611686018427387903;
     return query
       insert into jobengine.jobs (id, status_actor, version, attempt, terminal, created_at, updated_at,
                                   tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
                                   requires_network, correlation_id)
-      select pg_catalog.encode(pg_catalog.int8send(v_id_high)
-               || pg_catalog.int8send(((v_id_low + e.ord) & 4611686018427387903) | (-9223372036854775808)::bigint),
-               'hex')::uuid,
+      select jobengine._uuid_of(v_id_prefix, (v_id_low + e.ord) & 4611686018427387903),
              v_actor, 1, 0, false, v_now, v_now,
              v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
              coalesce((e.value ->> 'priority')::integer, 0), (p.policy ->> 'maxRetries')::integer, p.policy,

@@ -569,7 +569,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "dd44bc2b5cd4ffcd90f70a7a8a6cf5ae42ac57672bfc4620f103a485fc8cfb79",
+    checksum: "86f0ab0482cf8355e623ab91692e8a7a32ea4672b0b03451344acf0f93c0b630",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -592,8 +592,8 @@ insert into jobengine.job_transitions (from_status, to_status) values
 --                                     failed jobs, transitively
 --                      _900_notify_ready  pg_notify('jobengine_ready', ...) when jobs become claimable
 -- job_history, timeline_events: append-only (UPDATE, DELETE, TRUNCATE raise JE008); the
---                      statement triggers are on timeline_events' two partitions as well, since
---                      a statement naming a partition does not fire its parent's.
+--                      statement triggers are on each of timeline_events' partitions as well,
+--                      since a statement naming a partition does not fire its parent's.
 -- jobs: never deleted (DELETE, TRUNCATE raise JE008): the history must keep its subject.
 --
 -- The trigger functions run once per row or statement on the hot path, so they carry no
@@ -721,13 +721,19 @@ begin
 end;
 $$;
 
-create or replace function jobengine._event_id(p_prefix bytea, p_sequence bigint)
+-- A UUID from its first 8 bytes (version nibble included) and a number below 2^62 as the
+-- last 62 bits, after the variant bits 10. Event ids: the statement's prefix and the event's
+-- sequence; create_workflow's job ids: a time-ordered prefix and a random start plus the job's
+-- position.
+create or replace function jobengine._uuid_of(p_high bytea, p_low bigint)
 returns uuid
 language sql
 immutable
 as $$
-  select pg_catalog.encode(p_prefix || pg_catalog.int8send(p_sequence | (-9223372036854775808)::bigint), 'hex')::uuid;
+  select pg_catalog.encode(p_high || pg_catalog.int8send(p_low | (-9223372036854775808)::bigint), 'hex')::uuid;
 $$;
+-- its name before schema version 3 (only the triggers below called it)
+drop function if exists jobengine._event_id(bytea, bigint);
 
 -- AFTER INSERT (statement): history and event for each created job.
 create or replace function jobengine.tg_jobs__history_insert()
@@ -745,7 +751,7 @@ begin
       from new_rows n
   ), e as (
     insert into jobengine.timeline_events (sequence, id, type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
-    select n.seq, jobengine._event_id(v_prefix, n.seq), 'job.created', n.tenant_id, n.id, n.created_at,
+    select n.seq, jobengine._uuid_of(v_prefix, n.seq), 'job.created', n.tenant_id, n.id, n.created_at,
            n.correlation_id, n.status_actor,
            pg_catalog.jsonb_build_object(
              'to', n.status, 'type', n.type, 'priority', n.priority, 'dependsOn', pg_catalog.to_jsonb(n.depends_on),
@@ -830,7 +836,7 @@ begin
       from changed c
   ), e as (
     insert into jobengine.timeline_events (sequence, id, type, tenant_id, subject_id, occurred_at, correlation_id, actor, data)
-    select c.seq, jobengine._event_id(v_prefix, c.seq), jobengine._event_type(c.from_status, c.status), c.tenant_id,
+    select c.seq, jobengine._uuid_of(v_prefix, c.seq), jobengine._event_type(c.from_status, c.status), c.tenant_id,
            c.id, c.updated_at, c.correlation_id, c.status_actor,
            -- the common shapes built directly; jsonb_strip_nulls only when something may be null
            case
@@ -1188,30 +1194,31 @@ create or replace trigger _100_insert_by_trigger_only
   before insert on jobengine.job_history
   for each statement execute function jobengine.tg_job_history__insert_by_trigger_only();
 
-create or replace trigger _100_append_only
-  before update or delete on jobengine.timeline_events
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_no_truncate
-  before truncate on jobengine.timeline_events
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_append_only
-  before update or delete on jobengine.timeline_events_intake
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_no_truncate
-  before truncate on jobengine.timeline_events_intake
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_append_only
-  before update or delete on jobengine.timeline_events_work
-  for each statement execute function jobengine.tg__append_only();
-create or replace trigger _100_no_truncate
-  before truncate on jobengine.timeline_events_work
-  for each statement execute function jobengine.tg__append_only();
+-- on the table and on each of its partitions: a statement naming a partition does not fire the
+-- parent's statement triggers
+do $$
+declare
+  v_table regclass;
+begin
+  for v_table in
+    select 'jobengine.timeline_events'::regclass
+    union all
+    select i.inhrelid::regclass from pg_catalog.pg_inherits i
+     where i.inhparent = 'jobengine.timeline_events'::regclass
+  loop
+    execute format('create or replace trigger _100_append_only before update or delete on %s '
+                   'for each statement execute function jobengine.tg__append_only()', v_table);
+    execute format('create or replace trigger _100_no_truncate before truncate on %s '
+                   'for each statement execute function jobengine.tg__append_only()', v_table);
+  end loop;
+end;
+$$;
 `,
   },
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "929836fc5a1f6e316d2221a662fe67d2fbea31e78d15cb4970aa3a09c1d53fed",
+    checksum: "0d706117816e547c1f5e2390f0a1c42f9c5e4c732117cfd9ae194121e7a0cd5a",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1452,7 +1459,7 @@ declare
   v_now timestamptz;
   v_actor text;
   v_random bytea;
-  v_id_high bigint;
+  v_id_prefix bytea;
   v_id_low bigint;
 begin
   perform jobengine._check_options(v_options, array['tenantId', 'correlationId', 'actor']);
@@ -1524,17 +1531,16 @@ begin
     -- distinct within the statement and keep its order. gen_random_uuid() per row cost more
     -- than the rest of the id (docs/performance.md).
     v_random := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
-    v_id_high := (pg_catalog.floor(extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint << 16)
-                 | 28672 | (pg_catalog.get_byte(v_random, 0) << 4) | (pg_catalog.get_byte(v_random, 1) >> 4);
+    v_id_prefix := pg_catalog.int8send(
+      (pg_catalog.floor(extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint << 16)
+      | 28672 | (pg_catalog.get_byte(v_random, 0) << 4) | (pg_catalog.get_byte(v_random, 1) >> 4));
     v_id_low := ('x' || pg_catalog.encode(pg_catalog.substr(v_random, 9, 8), 'hex'))::bit(64)::bigint
                 & 4611686018427387903;
     return query
       insert into jobengine.jobs (id, status_actor, version, attempt, terminal, created_at, updated_at,
                                   tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
                                   requires_network, correlation_id)
-      select pg_catalog.encode(pg_catalog.int8send(v_id_high)
-               || pg_catalog.int8send(((v_id_low + e.ord) & 4611686018427387903) | (-9223372036854775808)::bigint),
-               'hex')::uuid,
+      select jobengine._uuid_of(v_id_prefix, (v_id_low + e.ord) & 4611686018427387903),
              v_actor, 1, 0, false, v_now, v_now,
              v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
              coalesce((e.value ->> 'priority')::integer, 0), (p.policy ->> 'maxRetries')::integer, p.policy,
