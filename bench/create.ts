@@ -1,7 +1,8 @@
 /**
  * Scenario `create`: jobs per second created
  *
- * - one per call through `create_job` (`JobStore.create`), 8 callers on 8 connections;
+ * - one per call through `JobStore.create`, 8 callers: on 8 connections (a `create_job`
+ *   statement and a commit per job), and sharing one store over a pool of 8 with group intake;
  * - one per call through the HTTP app (`POST /api/v1/jobs`, `app.fetch` in-process, 8 callers on
  *   a pool of 8);
  * - in bulk through `create_workflow`, 1,000 jobs per call, answering the job rows
@@ -19,26 +20,38 @@ const CALLERS = 8;
 const BULK_CALLERS = 2;
 const BULK_BATCH = 1000;
 
-async function createSql(ctx: BenchContext): Promise<ResultRow> {
-  const bdb = await ctx.databases.create("create_sql");
+/**
+ * One job per `JobStore.create` call, 8 callers. `alone`: each caller has its own store on its
+ * own connection, so every create is its own statement and commit. `grouped`: the callers share
+ * one store over a pool of 8 with group intake (`groupCreates`, as the HTTP API runs it).
+ */
+async function createSql(ctx: BenchContext, mode: "alone" | "grouped"): Promise<ResultRow> {
+  const bdb = await ctx.databases.create(`create_sql_${mode}`);
   try {
-    const stores = Array.from(
-      { length: CALLERS },
-      (_, i) => new JobStore(bdb.open(1, `bench-creator-${i}`)),
-    );
+    const stores = mode === "alone"
+      ? Array.from({ length: CALLERS }, (_, i) => new JobStore(bdb.open(1, `bench-creator-${i}`)))
+      : Array.from(
+        { length: 1 },
+        () => new JobStore(bdb.open(CALLERS, "bench-creators"), { groupCreates: true }),
+      );
+    const store = (caller: number) => stores[caller % stores.length]!;
     // connect (and prepare) outside the measurement
-    await Promise.all(stores.map((s) => s.create(NOOP, { warmup: true })));
+    await Promise.all(
+      Array.from({ length: CALLERS }, (_, c) => store(c).create(NOOP, { warmup: c })),
+    );
     const before = await bdb.counters();
     const run = await concurrentLoop(
       CALLERS,
-      (caller, i) => stores[caller]!.create(NOOP, { i }),
+      (caller, i) => store(caller).create(NOOP, { i }),
       { seconds: ctx.sizes.createSeconds },
     );
     await bdb.closeAll();
     const per = await bdb.perJob(before, run.done);
     return {
       scenario: "create",
-      name: "create_job one per call, 8 callers (SQL)",
+      name: mode === "alone"
+        ? "create_job one per call, 8 callers (SQL)"
+        : "create one per call, 8 callers, group intake (SQL)",
       value: run.done / run.seconds,
       unit: "jobs/s",
       target: { op: ">=", value: 3000 },
@@ -47,7 +60,9 @@ async function createSql(ctx: BenchContext): Promise<ResultRow> {
       commitsPerJob: per.commitsPerJob,
       walBytesPerJob: per.walBytesPerJob,
       walSyncsPerJob: per.walSyncsPerJob,
-      note: "JobStore.create on 8 connections",
+      note: mode === "alone"
+        ? "JobStore.create on 8 connections: a statement and a commit per job"
+        : "one JobStore (groupCreates) on a pool of 8",
     };
   } finally {
     await bdb.drop();
@@ -153,12 +168,14 @@ export const create: Scenario = {
   description: "jobs/s created one per call (8 callers, SQL and HTTP) and 1,000 per call",
   async run(ctx) {
     const rows: ResultRow[] = [];
-    ctx.log("create: create_job, 8 callers");
-    const sql = await createSql(ctx);
-    if (ctx.baseline.pgbenchTps) {
-      sql.ratio = { to: "pgbench -N tps", value: sql.value! / ctx.baseline.pgbenchTps };
+    for (const mode of ["alone", "grouped"] as const) {
+      ctx.log(`create: JobStore.create, 8 callers, ${mode}`);
+      const sql = await createSql(ctx, mode);
+      if (ctx.baseline.pgbenchTps) {
+        sql.ratio = { to: "pgbench -N tps", value: sql.value! / ctx.baseline.pgbenchTps };
+      }
+      rows.push(sql);
     }
-    rows.push(sql);
     ctx.log("create: POST /api/v1/jobs, 8 callers");
     const http = await createHttp(ctx);
     if (http.value !== null && ctx.baseline.pgbenchTps) {

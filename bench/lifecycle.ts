@@ -1,7 +1,8 @@
 /**
  * Scenario `lifecycle`: create -> schedule (the JobScheduler) -> claim -> complete, end to end.
- * 8 callers create jobs one by one (`JobStore.create`, 8 connections) while the scheduler and
- * the workers run; jobs per second from the first create until the database shows none left.
+ * 8 callers create jobs one by one (`JobStore.create`, one store with group intake over a pool
+ * of 8, as the HTTP API runs it) while the scheduler and the workers run; jobs per second from
+ * the first create until the database shows none left.
  *
  * @module
  */
@@ -23,11 +24,8 @@ export const lifecycle: Scenario = {
       const open = (max: number, name: string) => bdb.open(max, name);
       const scheduler = await startScheduler(open);
       const workers = await startWorkers(open, ctx.workerSetup);
-      const stores = Array.from(
-        { length: CREATORS },
-        (_, i) => new JobStore(open(1, `bench-creator-${i}`)),
-      );
-      await Promise.all(stores.map((s) => s.isSealed()));
+      const store = new JobStore(open(CREATORS, "bench-creators"), { groupCreates: true });
+      await Promise.all(Array.from({ length: CREATORS }, () => store.isSealed()));
       const watch = open(1, "bench-watch");
       await watch.query("select 1");
       ctx.log(`lifecycle: ${n.toLocaleString("en-US")} jobs, ${CREATORS} creators`);
@@ -35,7 +33,7 @@ export const lifecycle: Scenario = {
       const t0 = performance.now();
       const created = await concurrentLoop(
         CREATORS,
-        (caller, i) => stores[caller]!.create(NOOP, { i }),
+        (_, i) => store.create(NOOP, { i }),
         { count: n, seconds: ctx.sizes.lifecycleCapSeconds },
       );
       let polls = 0;
@@ -78,7 +76,7 @@ export const lifecycle: Scenario = {
             completed.toLocaleString("en-US")
           } completed; `
           : "") +
-          `creates alone ${(created.done / created.seconds).toFixed(0)} jobs/s; ` +
+          `creates alone ${(created.done / created.seconds).toFixed(0)} jobs/s (group intake); ` +
           `scheduler + ${ctx.workerSetup.instances} x ${ctx.workerSetup.concurrency} worker slots`,
         details: {
           createSeconds: created.seconds,

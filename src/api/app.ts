@@ -37,7 +37,7 @@ export const VERSION: string = denoJson.version;
 export interface AppOptions {
   /** The database. */
   db: Database;
-  /** The job store (default: a new one over `db`). */
+  /** The job store (default: a new one over `db`, with group intake on). */
   store?: JobStore;
   /** Reported by `/api/v1/system` (default: the package version). */
   version?: string;
@@ -69,7 +69,7 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const deps: ApiDeps = {
     db: options.db,
-    store: options.store ?? new JobStore(options.db),
+    store: options.store ?? new JobStore(options.db, { groupCreates: true }),
     metrics: options.metrics ?? new Metrics(),
     events: createEventHub(options.db, { emitter: options.emitter, logger }),
     logger,

@@ -18,6 +18,7 @@ import {
   rowToJob,
 } from "./job.ts";
 import type { RetryPolicyInput } from "./retry_policy.ts";
+import { CreateGroup, type CreateGroupLimits, groupable } from "./_create_group.ts";
 import type { JobStatus } from "./state_machine.ts";
 
 /** Options of {@linkcode JobStore.create} (SPEC section 4, `create_job` options). */
@@ -87,6 +88,17 @@ export interface Completion {
   result?: unknown;
 }
 
+/** Options of the {@linkcode JobStore} constructor. */
+export interface JobStoreOptions {
+  /**
+   * Group intake (`src/job/_create_group.ts`): while `maxInFlight` creates are running, further
+   * plain {@linkcode JobStore.create} calls queue and go together as one statement and one
+   * commit. Only for a store over a pool; never for one inside a transaction (a failed group
+   * would abort it). Off by default; the HTTP API's store has it on.
+   */
+  groupCreates?: boolean | CreateGroupLimits;
+}
+
 /** The default lease, in seconds. */
 export const DEFAULT_LEASE_SECONDS = 30;
 
@@ -139,10 +151,19 @@ function completionParams(completions: readonly Completion[]): unknown[] {
 /** The lifecycle operations over one database connection (or transaction). */
 export class JobStore {
   readonly #db: Queryable;
+  readonly #group: CreateGroup | null;
 
   /** Creates a store over `db`. */
-  constructor(db: Queryable) {
+  constructor(db: Queryable, options: JobStoreOptions = {}) {
     this.#db = db;
+    const limits = options.groupCreates;
+    this.#group = limits
+      ? new CreateGroup(
+        (type, payload, opts) => this.#createOne(type, payload, opts),
+        (jobs, opts) => this.createWorkflow(jobs, opts),
+        limits === true ? {} : limits,
+      )
+      : null;
   }
 
   async #rows(text: string, params: readonly unknown[]): Promise<Row[]> {
@@ -159,10 +180,19 @@ export class JobStore {
   }
 
   /** Creates a pending job; `created` is false on an idempotent replay. */
-  async create(
+  create(
     type: string,
     payload: unknown = {},
     options: CreateJobOptions = {},
+  ): Promise<{ job: Job; created: boolean }> {
+    if (this.#group && groupable(options)) return this.#group.create(type, payload, options);
+    return this.#createOne(type, payload, options);
+  }
+
+  async #createOne(
+    type: string,
+    payload: unknown,
+    options: CreateJobOptions,
   ): Promise<{ job: Job; created: boolean }> {
     const opts = definedOnly({
       ...options,

@@ -407,6 +407,39 @@ Deno.test("HTTP tenants: X-Tenant-Id scopes reads and writes; another tenant's j
   });
 });
 
+Deno.test("HTTP concurrent POST /jobs share statements (group intake); each answer is its own job, tenant and actor", async () => {
+  await withApp(async ({ client, db }) => {
+    const replies = await Promise.all(
+      Array.from(
+        { length: 24 },
+        (_, i) =>
+          client.post("/api/v1/jobs", { type: "t", payload: { i }, priority: i }, {
+            "x-tenant-id": i % 2 === 0 ? "acme" : "globex",
+            "x-actor": `user-${i % 3}`,
+          }),
+      ),
+    );
+    replies.forEach((reply, i) => {
+      assert.equal(reply.status, 201);
+      assert.equal(reply.headers.get("location"), `/api/v1/jobs/${reply.body.id}`);
+      assert.deepEqual(reply.body.payload, { i });
+      assert.equal(reply.body.priority, i);
+      assert.equal(reply.body.tenantId, i % 2 === 0 ? "acme" : "globex");
+    });
+    const ids = replies.map((r) => r.body.id as string);
+    const rows = await db.query<{ id: string; status_actor: string; created_at: Date }>(
+      `select id, status_actor, created_at from jobengine.jobs where id = any ($1::uuid[])`,
+      [ids],
+    );
+    assert.equal(rows.length, 24);
+    for (const row of rows) {
+      assert.equal(row.status_actor, `user-${ids.indexOf(row.id) % 3}`);
+    }
+    // jobs of one statement share its transaction's now(): fewer statements than jobs
+    assert.ok(new Set(rows.map((r) => r.created_at.getTime())).size < 24);
+  });
+});
+
 Deno.test("HTTP GET /jobs: newest first, cursor pages without duplicates under concurrent inserts, filters", async () => {
   await withApp(async ({ client }) => {
     const ids: string[] = [];
