@@ -84,10 +84,10 @@ export interface Sizes {
 export const FULL_SIZES: Sizes = {
   pgbenchScale: 10,
   pgbenchSeconds: 15,
-  notifySeconds: 8,
+  notifySeconds: 5,
   queueRows: 600_000,
-  queueSeconds: 10,
-  createSeconds: 8,
+  queueSeconds: 8,
+  createSeconds: 6,
   bulkJobs: 50_000,
   processingJobs: 100_000,
   processingCapSeconds: 40,

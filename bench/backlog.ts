@@ -271,7 +271,7 @@ export const backlog: Scenario = {
       // the large backlog finished (history and events in place), then fresh work
       const finishBudget = Math.min(
         sizes.backlogHistorySeconds,
-        Math.max(3, remainingSeconds(ctx) - (ctx.quick ? 4 : 45)),
+        Math.max(3, remainingSeconds(ctx) - (ctx.quick ? 4 : 56)),
       );
       ctx.log(`backlog: finishing the backlog set-based (budget ${finishBudget.toFixed(0)} s)`);
       const done = await large.finish({ budgetSeconds: finishBudget });
