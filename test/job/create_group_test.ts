@@ -8,6 +8,8 @@ import {
   InvalidArgumentError,
   type JobEngineError,
 } from "../../src/errors.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { createPgliteDatabase } from "../../src/db/pglite.ts";
 import type { Database } from "../../src/db/port.ts";
 import { JobStore } from "../../src/job/job_store.ts";
 import type { Job } from "../../src/job/job.ts";
@@ -180,6 +182,31 @@ Deno.test("group intake: when the database cannot be reached, every caller of th
       assert.ok((s as PromiseRejectedResult).reason instanceof DatabaseUnavailableError);
     }
   });
+});
+
+Deno.test("group intake on PGlite (the embedded default): the same grouping, the same jobs", async () => {
+  const db = await createPgliteDatabase();
+  try {
+    await migrate(db);
+    const grouped = new JobStore(db, { groupCreates: true });
+    const settled = await Promise.allSettled([
+      ...Array.from({ length: 9 }, (_, i) => grouped.create("p", { i }, { priority: i })),
+      grouped.create("p", {}, { tenantId: "other", maxRetries: 1000 }),
+    ]);
+    const jobs = settled.slice(0, 9).map((s) =>
+      (s as PromiseFulfilledResult<{ job: Job }>).value.job
+    );
+    assert.deepEqual(jobs.map((j) => j.priority), [...Array(9).keys()]);
+    assert.equal(statementsOf(jobs), 2);
+    assert.equal(settled[9]!.status, "rejected");
+    assert.ok((settled[9] as PromiseRejectedResult).reason instanceof InvalidArgumentError);
+    const [events] = await db.query<{ n: number }>(
+      `select count(*)::int as n from jobengine.timeline_events where type = 'job.created'`,
+    );
+    assert.equal(events!.n, 9);
+  } finally {
+    await db.close();
+  }
 });
 
 async function countJobs(db: Database): Promise<number> {
