@@ -7,22 +7,26 @@
  * (`pgbench -N`, same disk: 2,000-2,750 tps). So while `maxInFlight` statements are already
  * running, further plain creates wait in a queue, and the next free slot sends everything
  * queued (up to `maxBatch`, one tenant and actor at a time) as one `create_workflow` call of
- * independent jobs. A caller that finds a free slot goes alone through `create_job`, exactly as
- * without grouping: grouping adds no waiting, it only fills the time callers spend waiting
- * anyway.
+ * independent jobs. A caller that finds a free slot and no recent load goes alone through
+ * `create_job` at once, exactly as without grouping. Under load (the previous statement carried
+ * several creates) a free slot waits up to `gatherMs` (1 ms) for as many to queue again, the
+ * way PostgreSQL's `commit_delay` waits for `commit_siblings`: otherwise callers that return
+ * together from one group and come back one after another would send a lone create first and
+ * the rest one commit later.
  *
  * What a grouped job gets is what `create_job` gives it: the same row (every column, the actor
  * and a null reason included), history row, `job.created` event and NOTIFY (the same triggers
  * write them). Only creates without `idempotencyKey` and `dependsOn` are grouped (those need
  * `create_job`'s lookups, and a key replayed inside a group would see its own statement's row).
- * When the group's statement fails with an error from the server, nothing of it was written,
- * and each of its creates runs again alone, so that each caller gets its own answer and its own
- * `create_job` error. When the database cannot be reached, every caller of the group gets that
- * error, as it would alone.
+ * When the server refuses the group's statement (an error with a SQLSTATE), nothing of it was
+ * written, and each of its creates runs again alone, so that each caller gets its own answer
+ * and its own `create_job` error. Any other failure (the database cannot be reached, or the
+ * answer could not be read) reaches every caller of the group as it is: the statement may have
+ * committed, and running the creates again could create them twice.
  *
  * @module
  */
-import { DatabaseUnavailableError, fromDatabaseError } from "../errors.ts";
+import { DatabaseUnavailableError, fromDatabaseError, JobEngineError } from "../errors.ts";
 import type { Job } from "./job.ts";
 import type { CreateJobOptions, WorkflowJobInput, WorkflowOptions } from "./job_store.ts";
 
@@ -72,6 +76,18 @@ export function groupable(options: CreateJobOptions): boolean {
     if (value !== undefined && !GROUPABLE_OPTIONS.has(key)) return false;
   }
   return true;
+}
+
+/**
+ * Whether the server refused a statement, so that it certainly wrote nothing: a jobengine error
+ * or another SQLSTATE, not a lost connection and not a failure on this side of the wire.
+ */
+function refusedByServer(error: unknown): boolean {
+  const known = fromDatabaseError(error);
+  if (known instanceof DatabaseUnavailableError) return false;
+  if (known instanceof JobEngineError) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code);
 }
 
 /** Queues plain creates while the slots are busy and sends each queue as one statement. */
@@ -170,7 +186,7 @@ export class CreateGroup {
         { tenantId: first.tenantId, actor: first.actor },
       );
     } catch (error) {
-      if (fromDatabaseError(error) instanceof DatabaseUnavailableError) {
+      if (!refusedByServer(error)) {
         for (const w of batch) w.reject(error);
         return;
       }

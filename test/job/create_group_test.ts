@@ -12,6 +12,7 @@ import { migrate } from "../../src/db/migrate.ts";
 import { createPgliteDatabase } from "../../src/db/pglite.ts";
 import type { Database } from "../../src/db/port.ts";
 import { JobStore } from "../../src/job/job_store.ts";
+import { CreateGroup } from "../../src/job/_create_group.ts";
 import type { Job } from "../../src/job/job.ts";
 import { withStore } from "../_store.ts";
 
@@ -206,6 +207,43 @@ Deno.test("group intake on PGlite (the embedded default): the same grouping, the
     assert.equal(events!.n, 9);
   } finally {
     await db.close();
+  }
+});
+
+Deno.test("group intake runs creates again alone only when the server refused the group", async () => {
+  // The queueing policy alone, with stand-ins for create_job and create_workflow: which
+  // failures of the group's statement may be retried one by one without creating twice.
+  for (
+    const [failure, retried] of [
+      [Object.assign(new Error("duplicate key"), { code: "23505" }), true],
+      [new InvalidArgumentError("bad option"), true],
+      [new DatabaseUnavailableError("connection lost"), false],
+      [new TypeError("cannot read the answer"), false],
+    ] as const
+  ) {
+    const alone: string[] = [];
+    let release!: () => void;
+    const firstDone = new Promise<void>((resolve) => release = resolve);
+    const group = new CreateGroup(
+      async (type) => {
+        alone.push(type);
+        if (type === "first") await firstDone;
+        return { job: { id: type } as Job, created: true };
+      },
+      () => Promise.reject(failure),
+    );
+    const first = group.create("first", {}, {});
+    const rest = ["a", "b", "c"].map((type) => group.create(type, {}, {}));
+    release();
+    await first;
+    const settled = await Promise.allSettled(rest);
+    if (retried) {
+      assert.deepEqual(alone, ["first", "a", "b", "c"], String(failure));
+      assert.ok(settled.every((s) => s.status === "fulfilled"));
+    } else {
+      assert.deepEqual(alone, ["first"], String(failure));
+      assert.ok(settled.every((s) => s.status === "rejected" && s.reason === failure));
+    }
   }
 });
 
