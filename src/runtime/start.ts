@@ -82,7 +82,8 @@ export async function startEngine(config: Config, logger: Logger): Promise<Engin
     database: config.databaseUrl ? "postgres" : "pglite",
   });
   const db = await connectAndMigrate(config, logger);
-  const store = new JobStore(db);
+  // group intake: concurrent POST /jobs share statements and commits (src/job/_create_group.ts)
+  const store = new JobStore(db, { groupCreates: true });
   const stoppers: Array<() => Promise<void>> = [() => db.close()];
   const stopAll = async () => {
     for (const stop of stoppers.splice(0).reverse()) {

@@ -104,6 +104,20 @@ Deno.test("start.ts runs API, scheduler and built-in worker on PostgreSQL; SIGTE
     const done = await waitForStatus(url, echo.body.id, "completed");
     assert.deepEqual(done.result, { hello: "world" });
 
+    // concurrent creates go through group intake: jobs written together share their
+    // transaction's time, so there are fewer distinct creation times than jobs
+    const burst = await Promise.all(
+      Array.from(
+        { length: 16 },
+        (_, i) => post(url, "/api/v1/jobs", { type: "burst", payload: { i } }),
+      ),
+    );
+    assert.ok(burst.every((reply) => reply.status === 201));
+    assert.ok(
+      new Set(burst.map((reply) => reply.body.createdAt)).size < 16,
+      "some of 16 concurrent creates shared a statement",
+    );
+
     // an event stream open at shutdown must not hold the process
     const stream = await fetch(`${url}/api/v1/events`);
     const reader = stream.body!.getReader();
