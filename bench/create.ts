@@ -30,10 +30,7 @@ async function createSql(ctx: BenchContext, mode: "alone" | "grouped"): Promise<
   try {
     const stores = mode === "alone"
       ? Array.from({ length: CALLERS }, (_, i) => new JobStore(bdb.open(1, `bench-creator-${i}`)))
-      : Array.from(
-        { length: 1 },
-        () => new JobStore(bdb.open(CALLERS, "bench-creators"), { groupCreates: true }),
-      );
+      : [new JobStore(bdb.open(CALLERS, "bench-creators"), { groupCreates: true })];
     const store = (caller: number) => stores[caller % stores.length]!;
     // connect (and prepare) outside the measurement
     await Promise.all(

@@ -28,13 +28,12 @@
  */
 import { DatabaseUnavailableError, fromDatabaseError, JobEngineError } from "../errors.ts";
 import type { Job } from "./job.ts";
-import type { CreateJobOptions, WorkflowJobInput, WorkflowOptions } from "./job_store.ts";
-
-/** What {@linkcode JobStore.create} answers. */
-export interface Created {
-  job: Job;
-  created: boolean;
-}
+import type {
+  CreatedJob,
+  CreateJobOptions,
+  WorkflowJobInput,
+  WorkflowOptions,
+} from "./job_store.ts";
 
 /** Limits of group intake (`JobStore` option `groupCreates`). */
 export interface CreateGroupLimits {
@@ -54,7 +53,7 @@ interface Waiting {
   payload: unknown;
   options: CreateJobOptions;
   group: string;
-  resolve(created: Created): void;
+  resolve(created: CreatedJob): void;
   reject(error: unknown): void;
 }
 
@@ -92,7 +91,7 @@ function refusedByServer(error: unknown): boolean {
 
 /** Queues plain creates while the slots are busy and sends each queue as one statement. */
 export class CreateGroup {
-  readonly #one: (type: string, payload: unknown, options: CreateJobOptions) => Promise<Created>;
+  readonly #one: (type: string, payload: unknown, options: CreateJobOptions) => Promise<CreatedJob>;
   readonly #many: (jobs: WorkflowJobInput[], options: WorkflowOptions) => Promise<Job[]>;
   readonly #maxInFlight: number;
   readonly #maxBatch: number;
@@ -108,7 +107,7 @@ export class CreateGroup {
    * and answers their rows in order (`create_workflow`).
    */
   constructor(
-    one: (type: string, payload: unknown, options: CreateJobOptions) => Promise<Created>,
+    one: (type: string, payload: unknown, options: CreateJobOptions) => Promise<CreatedJob>,
     many: (jobs: WorkflowJobInput[], options: WorkflowOptions) => Promise<Job[]>,
     limits: CreateGroupLimits = {},
   ) {
@@ -120,7 +119,7 @@ export class CreateGroup {
   }
 
   /** Creates one job, alone or with the others that queue beside it. */
-  create(type: string, payload: unknown, options: CreateJobOptions): Promise<Created> {
+  create(type: string, payload: unknown, options: CreateJobOptions): Promise<CreatedJob> {
     return new Promise((resolve, reject) => {
       const group = `${options.tenantId ?? "default"}\u0000${options.actor ?? ""}`;
       this.#queue.push({ type, payload, options, group, resolve, reject });

@@ -19,6 +19,8 @@ import {
 } from "./job.ts";
 import type { RetryPolicyInput } from "./retry_policy.ts";
 import { CreateGroup, type CreateGroupLimits, groupable } from "./_create_group.ts";
+
+export type { CreateGroupLimits };
 import type { JobStatus } from "./state_machine.ts";
 
 /** Options of {@linkcode JobStore.create} (SPEC section 4, `create_job` options). */
@@ -86,6 +88,12 @@ export interface Completion {
   id: string;
   leaseId: string;
   result?: unknown;
+}
+
+/** What {@linkcode JobStore.create} answers: the job, and false on an idempotent replay. */
+export interface CreatedJob {
+  job: Job;
+  created: boolean;
 }
 
 /** Options of the {@linkcode JobStore} constructor. */
@@ -184,7 +192,7 @@ export class JobStore {
     type: string,
     payload: unknown = {},
     options: CreateJobOptions = {},
-  ): Promise<{ job: Job; created: boolean }> {
+  ): Promise<CreatedJob> {
     if (this.#group && groupable(options)) return this.#group.create(type, payload, options);
     return this.#createOne(type, payload, options);
   }
@@ -193,7 +201,7 @@ export class JobStore {
     type: string,
     payload: unknown,
     options: CreateJobOptions,
-  ): Promise<{ job: Job; created: boolean }> {
+  ): Promise<CreatedJob> {
     const opts = definedOnly({
       ...options,
       notBefore: options.notBefore instanceof Date

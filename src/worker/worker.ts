@@ -551,8 +551,7 @@ class WorkerRuntime implements Worker {
     if (held.released || held.finishing || !this.#held.has(held.job.id)) return;
     held.released = true;
     this.#leaveLeaseClock(held);
-    this.#held.delete(held.job.id);
-    if (this.#held.size === 0) this.#stopLeaseClock();
+    this.#forget(held.job.id);
     held.controller.abort(new JobAbortedError(held.job.id, "shutdown"));
     const error = errorRecord(`Released by worker ${this.workerId} at shutdown`, "worker_shutdown");
     try {
@@ -850,8 +849,7 @@ class WorkerRuntime implements Worker {
       await this.#fail(held, describeError(outcome.error), true);
     } finally {
       // The slot frees once the outcome is written or queued.
-      this.#held.delete(job.id);
-      if (this.#held.size === 0) this.#stopLeaseClock();
+      this.#forget(job.id);
       this.#pump();
     }
   }
@@ -1044,6 +1042,12 @@ class WorkerRuntime implements Worker {
     if (!held || held.controller.signal.aborted) return;
     this.#leaveLeaseClock(held);
     held.controller.abort(new JobAbortedError(jobId, reason, { cause }));
+  }
+
+  /** The job is no longer held; the lease clock stops with the last one. */
+  #forget(jobId: string): void {
+    this.#held.delete(jobId);
+    if (this.#held.size === 0) this.#stopLeaseClock();
   }
 
   /**
