@@ -264,7 +264,9 @@ interface Held {
   denial: EgressDenial | null;
   /** Writes of egress events in flight, awaited before the job's outcome is written. */
   records: Promise<unknown>[];
-  /** Settles when the handler returned or threw. */
+  /** While the job waits for a handler slot: how to start it, or to drop it when aborted. */
+  waiting: { resolve: () => void; reject: (reason: unknown) => void } | null;
+  /** Settles once the handler returned or threw and its outcome was written. */
   settled: Promise<void>;
 }
 
@@ -357,9 +359,9 @@ class WorkerRuntime implements Worker {
   readonly #claimMin: number;
   /** Claims in flight at once: 2 with a local queue, else 1. */
   readonly #maxClaims: number;
-  /** Handlers running now (at most `concurrency`); claimed jobs beyond it wait in `#slotWaiters`. */
+  /** Handlers running now (at most `concurrency`); claimed jobs beyond it wait in `#slotQueue`. */
   #active = 0;
-  readonly #slotWaiters: Array<() => void> = [];
+  readonly #slotQueue: Held[] = [];
   readonly #leaseMs: number;
   readonly #heartbeatMs: number;
   readonly #pollMs: number;
@@ -553,6 +555,7 @@ class WorkerRuntime implements Worker {
     this.#leaveLeaseClock(held);
     this.#forget(held.job.id);
     held.controller.abort(new JobAbortedError(held.job.id, "shutdown"));
+    this.#unqueue(held);
     const error = errorRecord(`Released by worker ${this.workerId} at shutdown`, "worker_shutdown");
     try {
       await this.#backend.fail(leaseOf(held), error, true);
@@ -716,8 +719,6 @@ class WorkerRuntime implements Worker {
   // running one job
 
   #run(job: ClaimedJob, claimedAt: number): void {
-    const handler = this.#handlers[job.type];
-    let resolveSettled!: () => void;
     const held: Held = {
       job,
       controller: new AbortController(),
@@ -729,65 +730,89 @@ class WorkerRuntime implements Worker {
       finishing: false,
       denial: null,
       records: [],
-      settled: new Promise<void>((resolve) => resolveSettled = resolve),
+      waiting: null,
+      settled: Promise.resolve(),
     };
     this.#held.set(job.id, held);
     this.stats.claimed++;
     this.#emit("claimed", { job });
     this.#armLeaseClock(Math.min(held.nextBeatAt, claimedAt + this.#leaseMs));
+    held.settled = this.#execute(held);
+  }
 
-    const ctx: JobContext = {
-      signal: held.controller.signal,
-      workerId: this.workerId,
-      logger: this.#logger,
-      heartbeat: () => this.#heartbeat(held, true),
-    };
-    const outcome = this.#takeSlot(held.controller.signal).then(() =>
-      jobContext.run(held, async () => {
-        held.startedAt = performance.now();
-        if (!handler) {
-          throw new JobEngineError("no_handler", `No handler for job type "${job.type}"`);
-        }
-        return await handler(job, ctx);
-      }).finally(() => this.#giveSlot())
-    );
-    outcome.then(
-      (result) => this.#finish(held, { ok: true, result }),
-      (error: unknown) => this.#finish(held, { ok: false, error }),
-    ).catch((error) => this.#fault("finishing a job", error, { jobId: job.id })).finally(() => {
-      resolveSettled();
-    });
+  /** Waits for a slot, runs the handler, writes the outcome; never rejects. */
+  async #execute(held: Held): Promise<void> {
+    const { job } = held;
+    let outcome: { ok: true; result: unknown } | { ok: false; error: unknown };
+    try {
+      await this.#takeSlot(held);
+      try {
+        const ctx: JobContext = {
+          signal: held.controller.signal,
+          workerId: this.workerId,
+          logger: this.#logger,
+          heartbeat: () => this.#heartbeat(held, true),
+        };
+        const result = await jobContext.run(held, () => {
+          held.startedAt = performance.now();
+          const handler = this.#handlers[job.type];
+          if (!handler) {
+            throw new JobEngineError("no_handler", `No handler for job type "${job.type}"`);
+          }
+          return handler(job, ctx);
+        });
+        outcome = { ok: true, result };
+      } finally {
+        this.#giveSlot();
+      }
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    try {
+      await this.#finish(held, outcome);
+    } catch (error) {
+      this.#fault("finishing a job", error, { jobId: job.id });
+    }
   }
 
   /**
    * Resolves when a handler slot is free (at once unless jobs are queued by `prefetch`); rejects
-   * with the abort reason when the job is cancelled or its lease lost while it waits.
+   * with the abort reason when the job is cancelled or its lease lost while it waits (see
+   * `#unqueue`, called wherever a held job is aborted).
    */
-  #takeSlot(signal: AbortSignal): Promise<void> {
+  #takeSlot(held: Held): Promise<void> {
+    const signal = held.controller.signal;
     if (signal.aborted) return Promise.reject(signal.reason);
     if (this.#active < this.#concurrency) {
       this.#active++;
       return Promise.resolve();
     }
     return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        const index = this.#slotWaiters.indexOf(waiter);
-        if (index >= 0) this.#slotWaiters.splice(index, 1);
-        reject(signal.reason);
-      };
-      const waiter = () => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#slotWaiters.push(waiter);
+      held.waiting = { resolve, reject };
+      this.#slotQueue.push(held);
     });
   }
 
+  /** Hands the freed slot to the first queued job, if any. */
   #giveSlot(): void {
-    const next = this.#slotWaiters.shift();
-    if (next) next();
-    else this.#active--;
+    const next = this.#slotQueue.shift();
+    if (!next) {
+      this.#active--;
+      return;
+    }
+    const waiting = next.waiting!;
+    next.waiting = null;
+    waiting.resolve();
+  }
+
+  /** A queued job that was just aborted leaves the queue: its wait rejects with the reason. */
+  #unqueue(held: Held): void {
+    const waiting = held.waiting;
+    if (!waiting) return;
+    held.waiting = null;
+    const index = this.#slotQueue.indexOf(held);
+    if (index >= 0) this.#slotQueue.splice(index, 1);
+    waiting.reject(held.controller.signal.reason);
   }
 
   async #finish(
@@ -1042,6 +1067,7 @@ class WorkerRuntime implements Worker {
     if (!held || held.controller.signal.aborted) return;
     this.#leaveLeaseClock(held);
     held.controller.abort(new JobAbortedError(jobId, reason, { cause }));
+    this.#unqueue(held);
   }
 
   /** The job is no longer held; the lease clock stops with the last one. */
