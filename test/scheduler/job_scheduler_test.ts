@@ -40,6 +40,9 @@ Deno.test("JobScheduler reaps an expired lease when it lapses, via its timer", a
       const reaped = await store.get(job.id);
       assert.equal(reaped.lastError?.code, "lease_expired");
       assert.equal(reaped.terminal, true);
+      // the reap is visible to other sessions as soon as it commits, a moment before the
+      // scheduler has read its answer and counted it
+      await until(() => scheduler.stats.reaped > 0, 1000, "the scheduler to count the reap");
       assert.equal(scheduler.stats.reaped, 1);
     } finally {
       await scheduler.stop();

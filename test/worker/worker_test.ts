@@ -236,6 +236,8 @@ Deno.test("createWorker(): a thrown error fails the job with message, code and s
       const thrownJob = await store.get(thrown);
       assert.equal(thrownJob.attempt, 2, "retried once, then terminal");
       assert.deepEqual(thrownJob.lastError, { message: "a string", code: "non_error_thrown" });
+      // the last failure is visible once committed, a moment before the worker counts it
+      await until(() => worker.stats.failed >= 4, 1000, "the worker to count four failures");
       assert.equal(worker.stats.failed, 4);
     } finally {
       await worker.stop();
