@@ -429,7 +429,7 @@ class WorkerRuntime implements Worker {
     this.#heartbeatMs = options.heartbeatIntervalMs ?? Math.max(100, this.#leaseMs / 3);
     this.#pollMs = options.pollIntervalMs ?? 1000;
     this.#claimMin = this.#prefetch > 0
-      ? Math.max(1, Math.floor((this.#concurrency + this.#prefetch) / 4))
+      ? Math.max(1, Math.floor((this.#concurrency + this.#prefetch) / 2))
       : 1;
     this.#maxClaims = this.#prefetch > 0 ? 2 : 1;
     this.#batchSize = options.completionBatchSize ?? Math.max(100, Math.min(1000, this.#prefetch));
@@ -644,7 +644,7 @@ class WorkerRuntime implements Worker {
         this.#concurrency + this.#prefetch - this.#held.size - this.#reserved,
         MAX_CLAIM,
       );
-      // With a local queue, wait until a quarter of it is free before claiming again while
+      // With a local queue, wait until half of it is free before claiming again while
       // jobs are still held: a few large claims cost the database far less than many small
       // ones (every claim is a statement, a commit and a disk flush).
       if (free <= 0 || (free < this.#claimMin && this.#held.size + this.#reserved > 0)) return;
