@@ -355,7 +355,7 @@ class WorkerRuntime implements Worker {
   readonly #handlers: JobHandlers;
   readonly #concurrency: number;
   readonly #prefetch: number;
-  /** Fewest jobs a claim asks for while others are still held (see #pump). */
+  /** Fewest jobs a claim asks for while others still wait in the local queue (see #pump). */
   readonly #claimMin: number;
   /** Claims in flight at once: 2 with a local queue, else 1. */
   readonly #maxClaims: number;
@@ -644,10 +644,12 @@ class WorkerRuntime implements Worker {
         this.#concurrency + this.#prefetch - this.#held.size - this.#reserved,
         MAX_CLAIM,
       );
-      // With a local queue, wait until half of it is free before claiming again while
-      // jobs are still held: a few large claims cost the database far less than many small
-      // ones (every claim is a statement, a commit and a disk flush).
-      if (free <= 0 || (free < this.#claimMin && this.#held.size + this.#reserved > 0)) return;
+      // With a local queue, wait until half of it is free before claiming again while jobs
+      // still wait in it (or are being claimed): a few large claims cost the database far less
+      // than many small ones (every claim is a statement, a commit and a disk flush). Once the
+      // queue is empty, claim whatever fits, so that no slot idles while work is waiting.
+      const queued = this.#held.size + this.#reserved - this.#active;
+      if (free <= 0 || (free < this.#claimMin && queued > 0)) return;
       const claim: Promise<void> = this.#claim(free).finally(() => {
         this.#claims.delete(claim);
         this.#pump();

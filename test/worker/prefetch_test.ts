@@ -103,11 +103,53 @@ Deno.test("createWorker({ prefetch }) claims in batches of at least half its win
     const sizes = claims.map((c) => c.size);
     assert.equal(sizes.reduce((a, b) => a + b, 0), 1000);
     assert.ok(Math.max(...sizes) <= 100, `no claim beyond the window (sizes ${sizes})`);
-    // claims below the floor happen only when nothing was held: at the very end, or when
-    // the other claim in flight came back first; a handful at most
+    // claims below the floor happen only when the local queue was empty: at the very end, or
+    // when the other claim in flight came back first; a handful at most
     const small = sizes.filter((n) => n < 50).length;
     assert.ok(small <= 3, `at most 3 claims below 50 jobs (sizes ${sizes})`);
     assert.ok(sizes.length <= 25, `1,000 jobs in at most 25 claims (${sizes.length})`);
+  });
+});
+
+Deno.test("createWorker({ prefetch }) refills an empty local queue below the claim floor, so no slot idles", async () => {
+  await withStore(async ({ db, store }) => {
+    await scheduledJobs({ db, store }, "slow", 12);
+    // window = concurrency + prefetch = 6, floor 3: with every slot busy and the queue empty,
+    // only 2 fit; they are claimed at once rather than after a third handler has finished
+    const gates: Array<() => void> = [];
+    let finished = false;
+    const worker = createWorker({
+      db,
+      concurrency: 4,
+      prefetch: 2,
+      logger: SILENT,
+      handlers: {
+        slow: () =>
+          finished ? Promise.resolve({}) : new Promise((resolve) => gates.push(() => resolve({}))),
+      },
+    });
+    const running = async () =>
+      (await db.query<{ n: number }>(
+        "select count(*)::int as n from jobengine.jobs where type = 'slow' and status = 'running'",
+      ))[0]!.n;
+    await worker.start();
+    try {
+      await until(
+        async () => gates.length === 4 && await running() === 6,
+        5000,
+        "4 running, 2 queued",
+      );
+      // two handlers finish: the two queued jobs take their slots, the queue is empty
+      gates[0]!();
+      gates[1]!();
+      await until(() => gates.length === 6, 5000, "the queued jobs to start");
+      await until(async () => await running() === 6, 5000, "a claim of 2 to refill the queue");
+      assert.equal(await completedJobs(db), 2);
+    } finally {
+      finished = true;
+      for (const open of gates) open();
+      await worker.stop();
+    }
   });
 });
 
