@@ -19,9 +19,9 @@ import {
 } from "./job.ts";
 import type { RetryPolicyInput } from "./retry_policy.ts";
 import { CreateGroup, type CreateGroupLimits, groupable } from "./_create_group.ts";
+import type { JobStatus } from "./state_machine.ts";
 
 export type { CreateGroupLimits };
-import type { JobStatus } from "./state_machine.ts";
 
 /** Options of {@linkcode JobStore.create} (SPEC section 4, `create_job` options). */
 export interface CreateJobOptions {

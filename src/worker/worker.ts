@@ -554,8 +554,7 @@ class WorkerRuntime implements Worker {
     held.released = true;
     this.#leaveLeaseClock(held);
     this.#forget(held.job.id);
-    held.controller.abort(new JobAbortedError(held.job.id, "shutdown"));
-    this.#unqueue(held);
+    this.#abortHeld(held, new JobAbortedError(held.job.id, "shutdown"));
     const error = errorRecord(`Released by worker ${this.workerId} at shutdown`, "worker_shutdown");
     try {
       await this.#backend.fail(leaseOf(held), error, true);
@@ -780,7 +779,7 @@ class WorkerRuntime implements Worker {
   /**
    * Resolves when a handler slot is free (at once unless jobs are queued by `prefetch`); rejects
    * with the abort reason when the job is cancelled or its lease lost while it waits (see
-   * `#unqueue`, called wherever a held job is aborted).
+   * `#abortHeld`).
    */
   #takeSlot(held: Held): Promise<void> {
     const signal = held.controller.signal;
@@ -807,14 +806,18 @@ class WorkerRuntime implements Worker {
     waiting.resolve();
   }
 
-  /** A queued job that was just aborted leaves the queue: its wait rejects with the reason. */
-  #unqueue(held: Held): void {
+  /**
+   * Aborts a held job's signal; a job still waiting for a handler slot leaves the queue, its
+   * wait rejecting with the reason. Every abort of a held job goes through here.
+   */
+  #abortHeld(held: Held, reason: JobAbortedError): void {
+    held.controller.abort(reason);
     const waiting = held.waiting;
     if (!waiting) return;
     held.waiting = null;
     const index = this.#slotQueue.indexOf(held);
     if (index >= 0) this.#slotQueue.splice(index, 1);
-    waiting.reject(held.controller.signal.reason);
+    waiting.reject(reason);
   }
 
   async #finish(
@@ -1068,8 +1071,7 @@ class WorkerRuntime implements Worker {
     const held = this.#held.get(jobId);
     if (!held || held.controller.signal.aborted) return;
     this.#leaveLeaseClock(held);
-    held.controller.abort(new JobAbortedError(jobId, reason, { cause }));
-    this.#unqueue(held);
+    this.#abortHeld(held, new JobAbortedError(jobId, reason, { cause }));
   }
 
   /** The job is no longer held; the lease clock stops with the last one. */
