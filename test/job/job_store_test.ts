@@ -368,6 +368,82 @@ Deno.test("createWorkflowIds: the ids of the jobs created, in input order, refus
   });
 });
 
+/**
+ * A workflow and a claim answer the same job as a read does, field for field and in the same
+ * key order (a claim adds `leaseId`), whatever the session's time zone.
+ */
+async function sameJobEverywhere(store: JobStore): Promise<void> {
+  const [root, child] = await store.createWorkflow(
+    [
+      {
+        ref: "root",
+        type: "shape",
+        payload: { text: "naïve ✓", n: 12345678901234, list: [1, null] },
+      },
+      {
+        ref: "child",
+        type: "shape",
+        dependsOn: ["root"],
+        priority: -7,
+        maxRetries: 5,
+        retryPolicy: { backoff: "linear", initialDelayMs: 0, jitter: 0 },
+        notBefore: "2026-01-02T03:04:05.678912Z",
+        correlationId: "corr-1",
+      },
+    ],
+    { correlationId: "wf-1", actor: "tester" },
+  );
+  for (const job of [root!, child!]) {
+    const read = await store.get(job.id);
+    assert.deepEqual(job, read);
+    assert.deepEqual(Object.keys(job), Object.keys(read));
+  }
+  const { job } = await store.create("shape", { a: 1 }, {
+    idempotencyKey: "shape-key",
+    correlationId: "corr-2",
+    retryPolicy: NO_WAIT,
+  });
+  await store.schedule(job.id, "alice");
+  const [first] = await store.claim({ workerId: "w-shape", types: ["shape"], limit: 1 });
+  assert.equal(first!.id, job.id);
+  await store.fail(first!.id, first!.leaseId, { message: "once", code: "x" });
+  assert.equal(await store.scheduleReady(), 1, "root is promoted, its child waits");
+  const claimed = await store.claim({ workerId: "w-shape", types: ["shape"], limit: 10 });
+  assert.deepEqual(claimed.map((c) => c.id).sort(), [root!.id, job.id].sort());
+  for (const c of claimed) {
+    const read = await store.get(c.id);
+    assert.deepEqual(c, { ...read, leaseId: c.leaseId });
+    assert.deepEqual(Object.keys(c), [...Object.keys(read), "leaseId"]);
+    assert.match(c.leaseId, /^[0-9a-f-]{36}$/);
+  }
+  const again = claimed.find((c) => c.id === job.id)!;
+  assert.equal(again.attempt, 2);
+  assert.deepEqual(again.lastError, { message: "once", code: "x" });
+  assert.equal(typeof again.failedAt, "string");
+}
+
+Deno.test("workflows and claims answer the same job as a read, on PostgreSQL in any time zone", async () => {
+  await withStore(async ({ db, connect }) => {
+    await db.query(
+      `do $$ begin execute format('alter database %I set timezone = %L', current_database(), 'Asia/Kolkata'); end $$`,
+    );
+    const other = connect(1);
+    const zone = await other.query<{ tz: string }>("select current_setting('TimeZone') as tz");
+    assert.equal(zone[0]!.tz, "Asia/Kolkata");
+    await sameJobEverywhere(new JobStore(other));
+  });
+});
+
+Deno.test("workflows and claims answer the same job as a read, on PGlite", async () => {
+  const db = await createPgliteDatabase();
+  try {
+    await migrate(db);
+    await sameJobEverywhere(new JobStore(db));
+  } finally {
+    await db.close();
+  }
+});
+
 Deno.test("sealed: requiresNetwork jobs stay pending with one job.blocked event until unsealed", async () => {
   await withStore(async ({ store, db }) => {
     await store.setSealed(true);
