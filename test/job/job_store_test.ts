@@ -370,7 +370,7 @@ Deno.test("createWorkflowIds: the ids of the jobs created, in input order, refus
 
 /**
  * A workflow and a claim answer the same job as a read does, field for field and in the same
- * key order (a claim adds `leaseId`), whatever the session's time zone.
+ * key order (a claim adds `leaseId`), also when the session's time zone is not UTC.
  */
 async function sameJobEverywhere(store: JobStore): Promise<void> {
   const [root, child] = await store.createWorkflow(
@@ -422,7 +422,7 @@ async function sameJobEverywhere(store: JobStore): Promise<void> {
   assert.equal(typeof again.failedAt, "string");
 }
 
-Deno.test("workflows and claims answer the same job as a read, on PostgreSQL in any time zone", async () => {
+Deno.test("workflows and claims answer the same job as a read, on PostgreSQL in a non-UTC session time zone", async () => {
   await withStore(async ({ db, connect }) => {
     await db.query(
       `do $$ begin execute format('alter database %I set timezone = %L', current_database(), 'Asia/Kolkata'); end $$`,
