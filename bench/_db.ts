@@ -32,6 +32,14 @@ export interface PerJob {
   walSyncsPerJob: number;
 }
 
+/** What {@linkcode BenchDatabase.pgbench} reads from pgbench's report. */
+export interface PgbenchOutput {
+  tps: number;
+  transactions: number;
+  latencyMs: number | null;
+  text: string;
+}
+
 /** The template and the per-scenario databases of one run. */
 export class BenchDatabases {
   readonly cluster: Cluster;
@@ -109,6 +117,50 @@ export class BenchDatabase {
       );
       if (n === 0) return;
       await sleep(50);
+    }
+  }
+
+  /**
+   * Runs pgbench on this database with `args` (and `script` as its only script file when
+   * given); resolves to its tps (without connection time), transactions and average latency.
+   */
+  async pgbench(args: readonly string[], script?: string): Promise<PgbenchOutput> {
+    const scriptPath = script === undefined
+      ? null
+      : await Deno.makeTempFile({ prefix: "bench-pgbench-", suffix: ".sql" });
+    try {
+      if (scriptPath !== null) {
+        await Deno.writeTextFile(scriptPath, script!);
+        await Deno.chmod(scriptPath, 0o644);
+      }
+      const out = await new Deno.Command(`${this.cluster.binDir}/pgbench`, {
+        args: [
+          "-h",
+          "127.0.0.1",
+          "-p",
+          String(this.cluster.port),
+          "-U",
+          "postgres",
+          ...args,
+          ...(scriptPath === null ? [] : ["-f", scriptPath]),
+          this.name,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      if (!out.success) throw new Error(`pgbench ${args.join(" ")} failed:\n${text}`);
+      const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(text);
+      const tx = /number of transactions actually processed: (\d+)/.exec(text);
+      const lat = /latency average = ([\d.]+) ms/.exec(text);
+      return {
+        tps: tps ? Number(tps[1]) : NaN,
+        transactions: tx ? Number(tx[1]) : NaN,
+        latencyMs: lat ? Number(lat[1]) : null,
+        text,
+      };
+    } finally {
+      if (scriptPath !== null) await Deno.remove(scriptPath).catch(() => {});
     }
   }
 

@@ -62,8 +62,8 @@ export interface Sizes {
   processingJobs: number;
   /** Longest the worker may take on `processingJobs` (the rate is then over what it did). */
   processingCapSeconds: number;
-  sqlLoopJobs: number;
-  sqlLoopCapSeconds: number;
+  /** Scheduled jobs for the engine's SQL ceiling (pgbench claims all but a batch per client). */
+  sqlCeilingJobs: number;
   lifecycleJobs: number;
   lifecycleCapSeconds: number;
   latencyJobs: number;
@@ -86,13 +86,12 @@ export const FULL_SIZES: Sizes = {
   pgbenchSeconds: 15,
   notifySeconds: 5,
   queueRows: 600_000,
-  queueSeconds: 8,
+  queueSeconds: 5,
   createSeconds: 6,
   bulkJobs: 50_000,
   processingJobs: 100_000,
   processingCapSeconds: 40,
-  sqlLoopJobs: 20_000,
-  sqlLoopCapSeconds: 20,
+  sqlCeilingJobs: 60_000,
   lifecycleJobs: 20_000,
   lifecycleCapSeconds: 30,
   latencyJobs: 200,
@@ -111,14 +110,13 @@ export const QUICK_SIZES: Sizes = {
   pgbenchScale: 1,
   pgbenchSeconds: 2,
   notifySeconds: 1,
-  queueRows: 20_000,
+  queueRows: 150_000,
   queueSeconds: 2,
   createSeconds: 1.5,
   bulkJobs: 3_000,
   processingJobs: 3_000,
   processingCapSeconds: 3,
-  sqlLoopJobs: 3_000,
-  sqlLoopCapSeconds: 4,
+  sqlCeilingJobs: 3_000,
   lifecycleJobs: 1_000,
   lifecycleCapSeconds: 5,
   latencyJobs: 30,
@@ -131,6 +129,9 @@ export const QUICK_SIZES: Sizes = {
   httpSeconds: 1,
   pgliteLifecycleJobs: 200,
 };
+
+/** pgbench clients of the SKIP LOCKED queue and of the engine's SQL ceiling: one per core. */
+export const SQL_CLIENTS = 2;
 
 /** The database's own limits, measured first, for the ratios. */
 export interface Baseline {
@@ -148,7 +149,10 @@ export interface BenchContext {
   readonly sizes: Sizes;
   readonly databases: BenchDatabases;
   readonly baseline: Baseline;
-  /** The claim batch the worker runtime uses with 8 slots (its free slots); pgbench uses it too. */
+  /**
+   * The worker runtime's usual claim size in the processing work-off (half its window of 8
+   * slots and a local queue of 1,000); the pgbench queue and the engine's SQL ceiling use it.
+   */
   readonly claimBatch: number;
   /** How the worker runtime is deployed: 8 slots in all (`--workers=IxC`). */
   readonly workerSetup: WorkerSetup;

@@ -4,45 +4,15 @@
  * - `pgbench -i -s N` then `pgbench -n -N -c 8 -j 2 -T 15`: simple-update transactions per second;
  * - the same transaction plus one `pg_notify` (what every engine transition sends), to show
  *   what NOTIFY costs on this disk: its commit lock is held through the WAL flush;
- * - a one-table queue (id, status, priority, created_at) worked by a pgbench script with 8
- *   clients: claim a batch of the engine's size with `FOR UPDATE SKIP LOCKED` (one
- *   transaction), then complete it (a second transaction); jobs per second.
+ * - a one-table queue (id, status, priority, created_at) worked by a pgbench script with one
+ *   client per core: claim a batch of the worker runtime's claim size with `FOR UPDATE SKIP
+ *   LOCKED` (one transaction), then complete it (a second transaction); jobs per second. The
+ *   `processing` scenario runs the engine's own claim and completion the same way.
  *
  * @module
  */
 import type { BenchDatabase } from "./_db.ts";
-import type { BenchContext, ResultRow, Scenario } from "./_harness.ts";
-
-interface PgbenchOutput {
-  tps: number;
-  transactions: number;
-  latencyMs: number | null;
-  text: string;
-}
-
-async function pgbench(
-  ctx: BenchContext,
-  args: string[],
-  database: string,
-): Promise<PgbenchOutput> {
-  const { cluster } = ctx;
-  const out = await new Deno.Command(`${cluster.binDir}/pgbench`, {
-    args: ["-h", "127.0.0.1", "-p", String(cluster.port), "-U", "postgres", ...args, database],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`pgbench ${args.join(" ")} failed:\n${text}`);
-  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(text);
-  const tx = /number of transactions actually processed: (\d+)/.exec(text);
-  const lat = /latency average = ([\d.]+) ms/.exec(text);
-  return {
-    tps: tps ? Number(tps[1]) : NaN,
-    transactions: tx ? Number(tx[1]) : NaN,
-    latencyMs: lat ? Number(lat[1]) : null,
-    text,
-  };
-}
+import { type ResultRow, type Scenario, SQL_CLIENTS } from "./_harness.ts";
 
 /** pgbench's built-in `-N` transaction plus one `pg_notify`, as every engine transition sends. */
 const NOTIFY_SCRIPT = `\\set aid random(1, 100000 * :scale)
@@ -80,15 +50,20 @@ export const baseline: Scenario = {
     const pg = await ctx.databases.create("pgbench");
     try {
       ctx.log(`pgbench -i -s ${sizes.pgbenchScale}`);
-      await pgbench(ctx, ["-i", "-q", "-s", String(sizes.pgbenchScale)], pg.name);
+      await pg.pgbench(["-i", "-q", "-s", String(sizes.pgbenchScale)]);
       await pg.psql("checkpoint");
       ctx.log(`pgbench -n -N -c 8 -j 2 -T ${sizes.pgbenchSeconds}`);
       const before = await pg.counters();
-      const run = await pgbench(
-        ctx,
-        ["-n", "-N", "-c", "8", "-j", "2", "-T", String(sizes.pgbenchSeconds)],
-        pg.name,
-      );
+      const run = await pg.pgbench([
+        "-n",
+        "-N",
+        "-c",
+        "8",
+        "-j",
+        "2",
+        "-T",
+        String(sizes.pgbenchSeconds),
+      ]);
       await pg.waitIdle();
       const per = await pg.perJob(before, run.transactions);
       ctx.baseline.pgbenchTps = run.tps;
@@ -108,57 +83,38 @@ export const baseline: Scenario = {
 
       // the same transaction with one pg_notify, as every engine transition sends: NOTIFY takes
       // a database-wide lock at commit and holds it through the WAL flush
-      const scriptPath = await Deno.makeTempFile({ prefix: "bench-notify-", suffix: ".sql" });
-      try {
-        await Deno.writeTextFile(scriptPath, NOTIFY_SCRIPT);
-        await Deno.chmod(scriptPath, 0o644);
-        const seconds = sizes.notifySeconds;
-        ctx.log(`pgbench -N + pg_notify, -c 8 -j 2 -T ${seconds}`);
-        const before = await pg.counters();
-        const notify = await pgbench(
-          ctx,
-          [
-            "-n",
-            "-c",
-            "8",
-            "-j",
-            "2",
-            "-T",
-            String(seconds),
-            "-D",
-            `scale=${sizes.pgbenchScale}`,
-            "-f",
-            scriptPath,
-          ],
-          pg.name,
-        );
-        await pg.waitIdle();
-        const perNotify = await pg.perJob(before, notify.transactions);
-        rows.push({
-          scenario: "baseline",
-          name: "pgbench -N + pg_notify per tx, 8 clients",
-          value: notify.tps,
-          unit: "tps",
-          count: notify.transactions,
-          seconds,
-          commitsPerJob: perNotify.commitsPerJob,
-          walBytesPerJob: perNotify.walBytesPerJob,
-          walSyncsPerJob: perNotify.walSyncsPerJob,
-          ratio: { to: "pgbench -N tps", value: notify.tps / run.tps },
-          note: `the -N transaction plus one pg_notify; latency avg ${notify.latencyMs} ms`,
-          details: { script: NOTIFY_SCRIPT, latencyMs: notify.latencyMs },
-        });
-      } finally {
-        await Deno.remove(scriptPath).catch(() => {});
-      }
+      const seconds = sizes.notifySeconds;
+      ctx.log(`pgbench -N + pg_notify, -c 8 -j 2 -T ${seconds}`);
+      const beforeNotify = await pg.counters();
+      const notify = await pg.pgbench(
+        ["-n", "-c", "8", "-j", "2", "-T", String(seconds), "-D", `scale=${sizes.pgbenchScale}`],
+        NOTIFY_SCRIPT,
+      );
+      await pg.waitIdle();
+      const perNotify = await pg.perJob(beforeNotify, notify.transactions);
+      rows.push({
+        scenario: "baseline",
+        name: "pgbench -N + pg_notify per tx, 8 clients",
+        value: notify.tps,
+        unit: "tps",
+        count: notify.transactions,
+        seconds,
+        commitsPerJob: perNotify.commitsPerJob,
+        walBytesPerJob: perNotify.walBytesPerJob,
+        walSyncsPerJob: perNotify.walSyncsPerJob,
+        ratio: { to: "pgbench -N tps", value: notify.tps / run.tps },
+        note: `the -N transaction plus one pg_notify; latency avg ${notify.latencyMs} ms`,
+        details: { script: NOTIFY_SCRIPT, latencyMs: notify.latencyMs },
+      });
     } finally {
       await pg.drop();
     }
 
-    // 2. the one-table SKIP LOCKED queue
+    // 2. the one-table SKIP LOCKED queue, claimed in the worker runtime's claim size by one
+    // client per core (the engine's own SQL is measured the same way in `processing`)
     const q: BenchDatabase = await ctx.databases.create("queue");
     const batch = ctx.claimBatch;
-    const scriptPath = await Deno.makeTempFile({ prefix: "bench-queue-", suffix: ".sql" });
+    const clients = SQL_CLIENTS;
     try {
       await q.psql(`
         create table queue (
@@ -175,14 +131,13 @@ export const baseline: Scenario = {
         create index queue_claim_idx on queue (priority desc, created_at, id) where status = 'scheduled';`);
       await q.psql("vacuum analyze queue");
       await q.psql("checkpoint");
-      await Deno.writeTextFile(scriptPath, queueScript(batch));
-      await Deno.chmod(scriptPath, 0o644);
-      ctx.log(`queue: pgbench -c 8 -j 2 -T ${sizes.queueSeconds}, batch ${batch}`);
+      ctx.log(
+        `queue: pgbench -c ${clients} -j ${clients} -T ${sizes.queueSeconds}, batch ${batch}`,
+      );
       const before = await q.counters();
-      const run = await pgbench(
-        ctx,
-        ["-n", "-c", "8", "-j", "2", "-T", String(sizes.queueSeconds), "-f", scriptPath],
-        q.name,
+      const run = await q.pgbench(
+        ["-n", "-c", String(clients), "-j", String(clients), "-T", String(sizes.queueSeconds)],
+        queueScript(batch),
       );
       await q.waitIdle();
       const completed = Number(
@@ -193,7 +148,7 @@ export const baseline: Scenario = {
       ctx.baseline.queueJobsPerSecond = jobsPerSecond;
       rows.push({
         scenario: "baseline",
-        name: `SKIP LOCKED queue, batch ${batch}, 8 clients`,
+        name: `SKIP LOCKED queue, batch ${batch}, ${clients} clients`,
         value: jobsPerSecond,
         unit: "jobs/s",
         count: completed,
@@ -211,7 +166,6 @@ export const baseline: Scenario = {
         },
       });
     } finally {
-      await Deno.remove(scriptPath).catch(() => {});
       await q.drop();
     }
     return rows;

@@ -241,7 +241,7 @@ async function main(): Promise<void> {
       sizes,
       databases,
       baseline: { pgbenchTps: null, queueJobsPerSecond: null },
-      claimBatch: 8,
+      claimBatch: 500,
       workerSetup: args.workers,
       deadline: started + (args.quick ? BUDGET_SECONDS.quick : BUDGET_SECONDS.full) * 1000,
       log,

@@ -3,15 +3,21 @@
  * transition, counted until the database shows none unfinished.
  *
  * - `worker`: the worker runtime (`createWorker`), 8 slots in all;
- * - `sql-loop`: the SQL ceiling without the runtime: 8 loops, each on its own connection,
- *   `claim_jobs_for` a batch of the worker's size, then `complete_jobs` it.
+ * - `engine SQL`: the SQL ceiling without the runtime: pgbench, one client per core, each
+ *   claiming a batch of the worker's claim size with `claim_jobs_for` and completing it with
+ *   `complete_jobs`, as the baseline's one-table queue does with its own two statements.
  *
  * @module
  */
-import { JobStore } from "../src/job/job_store.ts";
 import type { BenchDatabase } from "./_db.ts";
 import { startWorkers, type WorkerSetup } from "./_engine.ts";
-import { type BenchContext, type ResultRow, type Scenario, sleep } from "./_harness.ts";
+import {
+  type BenchContext,
+  type ResultRow,
+  type Scenario,
+  sleep,
+  SQL_CLIENTS,
+} from "./_harness.ts";
 
 /** Fills `n` scheduled jobs, vacuums, checkpoints; returns the fill time. */
 export async function prepareScheduled(
@@ -69,46 +75,6 @@ export async function runWorkers(
   return { seconds: (end - t0) / 1000, completed, polls, timedOut };
 }
 
-/** The SQL loop: `loops` connections, each claiming `batch` and completing it, until none is left. */
-export async function runSqlLoop(
-  bdb: BenchDatabase,
-  options: { loops: number; batch: number; stopAfter?: number; timeoutSeconds?: number },
-): Promise<{ seconds: number; completed: number; timedOut: boolean }> {
-  const stores = Array.from(
-    { length: options.loops },
-    (_, i) => new JobStore(bdb.open(1, `bench-sql-loop-${i}`)),
-  );
-  await Promise.all(stores.map((s) => s.isSealed()));
-  let completed = 0;
-  let empty = 0;
-  const goal = options.stopAfter ?? Infinity;
-  const t0 = performance.now();
-  const until = t0 + (options.timeoutSeconds ?? 300) * 1000;
-  let timedOut = false;
-  await Promise.all(stores.map(async (store, i) => {
-    while (completed < goal && empty < options.loops) {
-      if (performance.now() >= until) {
-        timedOut = true;
-        break;
-      }
-      const jobs = await store.claim({
-        workerId: `bench-sql-loop-${i}`,
-        types: null,
-        limit: options.batch,
-        leaseSeconds: 120,
-      });
-      if (jobs.length === 0) {
-        empty++;
-        continue;
-      }
-      const done = await store.completeMany(jobs.map((j) => ({ id: j.id, leaseId: j.leaseId })));
-      completed += done.length;
-    }
-  }));
-  const seconds = (performance.now() - t0) / 1000;
-  return { seconds, completed, timedOut };
-}
-
 async function workerRow(ctx: BenchContext): Promise<ResultRow> {
   const n = ctx.sizes.processingJobs;
   const bdb = await ctx.databases.create("processing_worker");
@@ -164,52 +130,79 @@ async function workerRow(ctx: BenchContext): Promise<ResultRow> {
   }
 }
 
-async function sqlLoopRow(ctx: BenchContext): Promise<ResultRow> {
-  const n = ctx.sizes.sqlLoopJobs;
+/**
+ * The engine's claim and completion without the runtime, as pgbench runs them: claim a batch
+ * with `claim_jobs_for` (one transaction), then `complete_jobs` exactly those leases (a second).
+ */
+function engineScript(batch: number): string {
+  return [
+    "select quote_literal(coalesce(array_agg(id), '{}')::text) as ids," +
+    " quote_literal(coalesce(array_agg(lease_id), '{}')::text) as leases, count(*) as n" +
+    ` from jobengine.claim_jobs_for('bench-pgbench', null, ${batch}, 120, null) \\gset`,
+    "select count(*) from jobengine.complete_jobs(:ids::uuid[], :leases::uuid[]," +
+    " array_fill(null::jsonb, array[:n]::int[]));",
+    "",
+  ].join("\n");
+}
+
+async function engineSqlRow(ctx: BenchContext): Promise<ResultRow> {
+  const batch = ctx.claimBatch;
+  const clients = SQL_CLIENTS;
+  // every claim finds a full batch: a batch per client is left over
+  const perClient = Math.max(1, Math.floor(ctx.sizes.sqlCeilingJobs / (batch * clients)) - 1);
   const bdb = await ctx.databases.create("processing_sql");
   try {
-    await prepareScheduled(bdb, n, ctx);
-    ctx.log(`processing: sql-loop, 8 loops x batch ${ctx.claimBatch}`);
+    await prepareScheduled(bdb, ctx.sizes.sqlCeilingJobs, ctx);
+    ctx.log(`processing: engine SQL, pgbench -c ${clients} -t ${perClient}, batch ${batch}`);
     const before = await bdb.counters();
-    const run = await runSqlLoop(bdb, {
-      loops: 8,
-      batch: ctx.claimBatch,
-      timeoutSeconds: ctx.sizes.sqlLoopCapSeconds,
-    });
-    await bdb.closeAll();
-    const per = await bdb.perJob(before, run.completed);
+    const run = await bdb.pgbench(
+      ["-n", "-c", String(clients), "-j", String(clients), "-t", String(perClient)],
+      engineScript(batch),
+    );
+    await bdb.waitIdle();
+    const completed = Number(
+      await bdb.value(`select count(*) from jobengine.jobs where status = 'completed'`),
+    );
+    const per = await bdb.perJob(before, completed);
     return {
       scenario: "processing",
-      name: `sql-loop, ${n.toLocaleString("en-US")} jobs, 8 loops x batch ${ctx.claimBatch}`,
-      value: run.completed / run.seconds,
+      name: `engine SQL, ${
+        completed.toLocaleString("en-US")
+      } jobs, ${clients} clients x batch ${batch}`,
+      value: run.tps * (completed / run.transactions),
       unit: "jobs/s",
-      count: run.completed,
-      seconds: run.seconds,
+      count: completed,
+      seconds: run.transactions / run.tps,
       commitsPerJob: per.commitsPerJob,
       walBytesPerJob: per.walBytesPerJob,
       walSyncsPerJob: per.walSyncsPerJob,
-      note: "claim_jobs_for + complete_jobs, no runtime (SQL ceiling)" +
-        (run.timedOut ? `; TIME CAP ${ctx.sizes.sqlLoopCapSeconds} s hit` : ""),
+      note: "pgbench: claim_jobs_for tx + complete_jobs tx, no runtime (the engine's SQL ceiling)",
+      details: { script: engineScript(batch), transactions: run.transactions, tps: run.tps },
     };
   } finally {
     await bdb.drop();
   }
 }
 
-/** Working down a prepared backlog: the runtime and the bare SQL loop. */
+/** Working down a prepared backlog: the runtime and the engine's SQL without it. */
 export const processing: Scenario = {
   name: "processing",
   description: "scheduled no-op jobs worked down with full history and events",
   async run(ctx) {
-    const rows = [await workerRow(ctx), await sqlLoopRow(ctx)];
+    const worker = await workerRow(ctx);
+    const engine = await engineSqlRow(ctx);
     const limit = ctx.baseline.queueJobsPerSecond;
     if (limit) {
-      for (const row of rows) {
+      for (const row of [worker, engine]) {
         if (row.value !== null) {
           row.ratio = { to: "SKIP LOCKED queue jobs/s", value: row.value / limit };
         }
       }
     }
-    return rows;
+    if (worker.value !== null && engine.value) {
+      const share = Math.round((worker.value / engine.value) * 100);
+      worker.note += `; ${share}% of the engine's SQL ceiling (next row)`;
+    }
+    return [worker, engine];
   },
 };
