@@ -1,10 +1,11 @@
 /**
  * The jobengine command-line interface: `deno task cli <command> ...` (or
- * `deno run -A src/cli/main.ts ...`). Talks to the database directly, through the same
+ * `deno run -A src/runtime/cli.ts ...`). Talks to the database directly, through the same
  * `jobengine.*` functions as everything else.
  *
- * This file is the Deno entry point: it turns `Deno.args`, the environment, the terminal and
- * signals into a {@linkcode CliIo}; {@linkcode runCli} and the commands use only that.
+ * {@linkcode runCli} and the commands use only a {@linkcode CliIo}; the Deno entry point that
+ * turns `Deno.args`, the environment, the terminal and signals into one is
+ * `src/runtime/cli.ts` (no runtime-specific API outside `src/runtime/`).
  *
  * @module
  */
@@ -222,44 +223,4 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
   } finally {
     await ctx.close();
   }
-}
-
-// ------------------------------------------------------------------------------------------------
-// The Deno host.
-
-function writeAll(file: { writeSync(bytes: Uint8Array): number }, text: string): void {
-  let bytes = new TextEncoder().encode(text);
-  try {
-    while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
-  } catch (error) {
-    if (error instanceof Deno.errors.BrokenPipe) return; // e.g. piped into `head`
-    throw error;
-  }
-}
-
-/** The {@linkcode CliIo} of a Deno process. */
-export function denoIo(): CliIo {
-  return {
-    stdout: (text) => writeAll(Deno.stdout, text),
-    stderr: (text) => writeAll(Deno.stderr, text),
-    stdoutIsTerminal: Deno.stdout.isTerminal(),
-    stderrIsTerminal: Deno.stderr.isTerminal(),
-    env: (name) => Deno.env.get(name),
-    cwd: () => Deno.cwd(),
-    onShutdownSignal(handler) {
-      const signals: Deno.Signal[] = Deno.build.os === "windows"
-        ? ["SIGINT"]
-        : ["SIGINT", "SIGTERM"];
-      const listeners = signals.map((signal) => {
-        const listener = () => handler(signal);
-        Deno.addSignalListener(signal, listener);
-        return () => Deno.removeSignalListener(signal, listener);
-      });
-      return () => listeners.forEach((remove) => remove());
-    },
-  };
-}
-
-if (import.meta.main) {
-  Deno.exit(await runCli(Deno.args, denoIo()));
 }

@@ -1,5 +1,5 @@
 /**
- * End-to-end tests of the CLI: each command runs as a subprocess (`deno run src/cli/main.ts`)
+ * End-to-end tests of the CLI: each command runs as a subprocess (`deno run src/runtime/cli.ts`)
  * against a fresh PostgreSQL database, and is checked by its output, its exit code and the
  * database.
  *
@@ -10,7 +10,7 @@ import type { Job } from "../../src/job/job.ts";
 import { adminSql } from "../_db.ts";
 import { withStore } from "../_store.ts";
 
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+const MAIN = new URL("../../src/runtime/cli.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 interface Run {
