@@ -26,10 +26,21 @@ export type JobEngineSqlState = keyof typeof SQLSTATES;
 /** The stable error code for a registered SQLSTATE. */
 export type JobEngineErrorCode = (typeof SQLSTATES)[JobEngineSqlState];
 
+/** The SQLSTATE of each stable code that has one. */
+const SQLSTATE_OF_CODE: ReadonlyMap<string, JobEngineSqlState> = new Map(
+  Object.entries(SQLSTATES).map(([sqlstate, code]) => [code, sqlstate as JobEngineSqlState]),
+);
+
 /** Base class of every error jobengine raises on purpose. */
 export class JobEngineError extends Error {
   /** The stable machine-readable code (also the problem+json `code`). */
   readonly code: string;
+  /**
+   * The registered SQLSTATE this error stands for, whether the database raised it or the
+   * TypeScript side refused first (an {@linkcode InvalidTransitionError} is `JE001` either
+   * way); null for codes without one (`database_unavailable`, `egress_denied`, ...).
+   */
+  readonly sqlstate: JobEngineSqlState | null;
   /** Extra machine-readable fields (for example `from`, `to`, `jobId`). */
   readonly details: Record<string, unknown>;
   /** Creates an error with a stable `code`. */
@@ -41,6 +52,7 @@ export class JobEngineError extends Error {
     super(message, { cause: options.cause });
     this.name = "JobEngineError";
     this.code = code;
+    this.sqlstate = SQLSTATE_OF_CODE.get(code) ?? null;
     this.details = options.details ?? {};
   }
 }

@@ -224,6 +224,7 @@ export function adapterContract(label: string, open: OpenDatabase): void {
       (error) => {
         ok(error instanceof JobNotFoundError, String(error));
         equal(error.code, "not_found");
+        equal(error.sqlstate, "JE004");
         equal(error.message, "Job 42 not found");
         deepStrictEqual(error.details, { jobId: "42", tenantId: "acme" });
         ok(error.cause, "keeps the driver error as cause");
@@ -237,7 +238,9 @@ export function adapterContract(label: string, open: OpenDatabase): void {
     );
     await rejects(
       db.query("select raise_je($1, $2)", ["JE002", '{"jobId":"9"}']),
-      (error) => error instanceof LeaseMismatchError && error.details.jobId === "9",
+      (error) =>
+        error instanceof LeaseMismatchError && error.details.jobId === "9" &&
+        error.sqlstate === "JE002",
     );
     // Unregistered SQLSTATEs keep the driver's error, with its code.
     await rejects(

@@ -48,6 +48,7 @@ Deno.test("assertTransition() rejects completed -> running", () => {
       assert.equal(error.from, "completed");
       assert.equal(error.to, "running");
       assert.equal(error.code, "invalid_transition");
+      assert.equal(error.sqlstate, "JE001");
       assert.equal(
         error.message,
         'Cannot transition job 42 to "running": current status is "completed"',
