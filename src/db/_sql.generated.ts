@@ -12,6 +12,24 @@ import type { Migration } from "./migrate.ts";
 /** The embedded migrations: versioned first, then repeatable, each kind by file name. */
 export const MIGRATIONS: readonly Migration[] = [
   {
+    name: "000000_bootstrap.sql",
+    kind: "versioned",
+    checksum: "faab5c955e713b906e74b1b6ac23a558ccb3f159b4ede845c0ae5f0c14d623de",
+    sql: `-- The migrations' own bookkeeping table, first, so that sql/ also applies with plain psql:
+-- every file of sql/migrations/ in name order, then every file of sql/repeatable/ in name
+-- order (000003 clears the repeatable files' records). \`deno task migrate\` runs this same text
+-- before it reads what is applied (src/db/migrate.ts), then records it like any other file.
+create schema if not exists jobengine;
+create table if not exists jobengine.schema_migrations (
+  version text primary key,
+  name text not null,
+  kind text not null check (kind in ('versioned', 'repeatable')),
+  checksum text not null,
+  applied_at timestamptz not null default now()
+);
+`,
+  },
+  {
     name: "000001_schema.sql",
     kind: "versioned",
     checksum: "3a67bdb3f6224b1b3b94a777f0ad861668df382727457bd7e3ee44b55c0c7653",

@@ -139,15 +139,12 @@ function plan(migrations: readonly Migration[]): Planned[] {
   });
 }
 
-const BOOTSTRAP_SQL = `
-create schema if not exists jobengine;
-create table if not exists jobengine.schema_migrations (
-  version text primary key,
-  name text not null,
-  kind text not null check (kind in ('versioned', 'repeatable')),
-  checksum text not null,
-  applied_at timestamptz not null default now()
-);`;
+/** The bookkeeping table's definition: the first versioned file, `000000_bootstrap.sql`. */
+const BOOTSTRAP_SQL = (() => {
+  const bootstrap = MIGRATIONS.find((m) => m.name === "000000_bootstrap.sql");
+  if (!bootstrap) throw new Error("000000_bootstrap.sql is missing from the embedded migrations");
+  return bootstrap.sql;
+})();
 
 interface AppliedRow {
   [key: string]: unknown;

@@ -11,6 +11,7 @@ import { createPgliteDatabase } from "../../src/db/pglite.ts";
 import { createPostgresDatabase } from "../../src/db/postgres.ts";
 import type { Database } from "../../src/db/port.ts";
 import { transitionPairs } from "../../src/job/state_machine.ts";
+import { findPgBin } from "../../scripts/pg_cluster.ts";
 import { freshDatabase } from "../_db.ts";
 
 /** Builds a migration list from `[name, kind, sql]` triples. */
@@ -269,7 +270,7 @@ async function upgradeKeepsTheOutbox(db: Database): Promise<void> {
   const v2 = MIGRATIONS.filter((m) =>
     m.name < "000003" || m.name === "000_core.sql" || m.name === "030_lifecycle.sql"
   );
-  equal(v2.length, 4);
+  equal(v2.length, 5);
   await migrate(db, { migrations: v2 });
   await db.query(
     `insert into jobengine.timeline_events (type, tenant_id, subject_id, data)
@@ -323,5 +324,94 @@ Deno.test("postgres: upgrading to version 3 keeps every event and continues the 
   } finally {
     await db.close();
     await fresh.drop();
+  }
+});
+
+/** Runs one SQL file through the real psql, as one transaction, stopping at the first error. */
+async function psqlFile(url: string, path: string): Promise<void> {
+  const out = await new Deno.Command(`${Deno.env.get("JOBENGINE_PG_BIN") ?? findPgBin()}/psql`, {
+    args: ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-d", url, "-f", path],
+    stdout: "piped",
+    stderr: "piped",
+    env: { PGCONNECT_TIMEOUT: "10" },
+  }).output();
+  ok(out.success, `psql -f ${path}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+type SchemaPart =
+  | "relations"
+  | "columns"
+  | "constraints"
+  | "indexes"
+  | "functions"
+  | "triggers"
+  | "enums"
+  | "rows";
+
+/** The schema `jobengine` as text, OIDs left out: relations, columns, constraints, indexes,
+ * functions (with a digest of their bodies), triggers, enum labels, and the generated rows. */
+async function schemaOf(db: Database): Promise<Record<SchemaPart, string[]>> {
+  const lines = async (sql: string) =>
+    (await db.query<{ line: string }>(sql)).map((row) => row.line);
+  return {
+    relations: await lines(
+      `select c.relname || ' ' || c.relkind::text || ' ' || coalesce(c.reloptions::text, '') as line
+      from pg_class c where c.relnamespace = 'jobengine'::regnamespace order by 1`,
+    ),
+    columns: await lines(
+      `select c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+        || ' ' || a.attnotnull::text || ' ' || a.attidentity::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') as line
+      from pg_attribute a join pg_class c on c.oid = a.attrelid
+      left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+      where c.relnamespace = 'jobengine'::regnamespace and a.attnum > 0 and not a.attisdropped order by 1`,
+    ),
+    constraints: await lines(
+      `select conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) as line
+      from pg_constraint where connamespace = 'jobengine'::regnamespace order by 1`,
+    ),
+    indexes: await lines(
+      `select indexdef as line from pg_indexes where schemaname = 'jobengine' order by 1`,
+    ),
+    functions: await lines(`select proname || '(' || pg_get_function_identity_arguments(oid) || ') '
+        || pg_get_function_result(oid) || ' ' || provolatile::text || ' ' || coalesce(proconfig::text, '') || ' ' || md5(prosrc) as line
+      from pg_proc where pronamespace = 'jobengine'::regnamespace order by 1`),
+    triggers: await lines(
+      `select pg_get_triggerdef(t.oid) as line from pg_trigger t join pg_class c on c.oid = t.tgrelid
+      where c.relnamespace = 'jobengine'::regnamespace and not t.tgisinternal order by 1`,
+    ),
+    enums: await lines(
+      `select t.typname || ' ' || string_agg(e.enumlabel, ',' order by e.enumsortorder) as line
+      from pg_enum e join pg_type t on t.oid = e.enumtypid
+      where t.typnamespace = 'jobengine'::regnamespace group by t.typname order by 1`,
+    ),
+    rows: await lines(
+      `select 'job_transitions ' || from_status || '->' || to_status as line from jobengine.job_transitions
+      union all select 'settings ' || key from jobengine.settings order by 1`,
+    ),
+  };
+}
+
+Deno.test("postgres: sql/ applied with plain psql, file by file, gives the schema migrate() gives", async () => {
+  const plain = await freshDatabase({ empty: true });
+  const migrated = await freshDatabase({ empty: true });
+  const a = createPostgresDatabase(plain.url, { max: 1 });
+  const b = createPostgresDatabase(migrated.url, { max: 1 });
+  try {
+    const root = new URL("../../sql/", import.meta.url);
+    for (const dir of ["migrations", "repeatable"]) {
+      const names = [...Deno.readDirSync(new URL(`${dir}/`, root))]
+        .map((entry) => entry.name).filter((name) => name.endsWith(".sql")).sort();
+      ok(names.length > 0, `sql/${dir}/ has files`);
+      for (const name of names) await psqlFile(plain.url, new URL(`${dir}/${name}`, root).pathname);
+    }
+    await migrate(b);
+    const viaPsql = await schemaOf(a);
+    ok(viaPsql.functions.some((line) => line.startsWith("claim_jobs(")), "the SQL API is there");
+    deepStrictEqual(viaPsql, await schemaOf(b));
+  } finally {
+    await a.close();
+    await b.close();
+    await plain.drop();
+    await migrated.drop();
   }
 });
