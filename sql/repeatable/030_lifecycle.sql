@@ -683,11 +683,15 @@ $$;
 
 -- complete_jobs: a batch of completions in one statement (the worker runtime's fast path).
 -- Returns the rows it completed; ids whose lease did not hold are left out (call complete_job
--- for those to learn why).
+-- for those to learn why). The UPDATE's generic plan (a nested loop over the primary key) is
+-- the plan every batch size gets anyway; left to choose, PostgreSQL plans small batches again
+-- on every call, which cost a completion of 1-5 jobs a third of its time (docs/performance.md,
+-- finding 17).
 create or replace function jobengine.complete_jobs(p_ids uuid[], p_leases uuid[], p_results jsonb[])
 returns setof jobengine.jobs
 language plpgsql
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
   if pg_catalog.cardinality(p_ids) <> pg_catalog.cardinality(p_leases)

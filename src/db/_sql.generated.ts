@@ -1236,7 +1236,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "0d706117816e547c1f5e2390f0a1c42f9c5e4c732117cfd9ae194121e7a0cd5a",
+    checksum: "f828e3b8f5959ab60b300e0ff2799b83d02ab1bd71b34880ad81b2e5154b5bfd",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1922,11 +1922,15 @@ $$;
 
 -- complete_jobs: a batch of completions in one statement (the worker runtime's fast path).
 -- Returns the rows it completed; ids whose lease did not hold are left out (call complete_job
--- for those to learn why).
+-- for those to learn why). The UPDATE's generic plan (a nested loop over the primary key) is
+-- the plan every batch size gets anyway; left to choose, PostgreSQL plans small batches again
+-- on every call, which cost a completion of 1-5 jobs a third of its time (docs/performance.md,
+-- finding 17).
 create or replace function jobengine.complete_jobs(p_ids uuid[], p_leases uuid[], p_results jsonb[])
 returns setof jobengine.jobs
 language plpgsql
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
   if pg_catalog.cardinality(p_ids) <> pg_catalog.cardinality(p_leases)
