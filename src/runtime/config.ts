@@ -122,6 +122,16 @@ export interface Config {
   logLevel: LogLevel;
 }
 
+/**
+ * The exit code with which the engine asks the launcher to start it again with sealed
+ * permissions: the database was sealed (`set_sealed(true)`), `JOBENGINE_SEALED` was not set, and
+ * the process was given the network unrestricted (`src/runtime/launch.ts`, `start.ts`).
+ */
+export const RELAUNCH_SEALED_EXIT_CODE = 75;
+
+/** Set by the launcher in the engine's environment: the launcher will start it again sealed. */
+export const LAUNCHED_ENV = "JOBENGINE_LAUNCHED";
+
 /** A configuration error: names every invalid variable. */
 export class ConfigError extends Error {
   /** One message per invalid variable. */

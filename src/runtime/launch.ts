@@ -11,14 +11,23 @@
  * - `--allow-env`, `--allow-sys=hostname` and nothing else: no `--allow-run`, no `--allow-ffi`.
  *
  * Unsealed, the engine may use the network (`--allow-net`) but the same read, write, run and ffi
- * limits apply. The launcher logs the exact flags, forwards SIGINT and SIGTERM to the engine,
- * and exits with its exit code.
+ * limits apply. When `JOBENGINE_SEALED` is not set and the database turns out to be sealed
+ * already (`set_sealed(true)`), the engine stops before starting anything and exits with
+ * `RELAUNCH_SEALED_EXIT_CODE`; the launcher then starts it again with the sealed permissions.
+ * The launcher logs the exact flags, forwards SIGINT and SIGTERM to the engine, and exits with
+ * its exit code.
  *
  * @module
  */
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Config, ConfigError, loadConfig } from "./config.ts";
+import {
+  type Config,
+  ConfigError,
+  LAUNCHED_ENV,
+  loadConfig,
+  RELAUNCH_SEALED_EXIT_CODE,
+} from "./config.ts";
 import { createLogger } from "./logger.ts";
 import { databaseEndpoint } from "./_endpoint.ts";
 
@@ -93,10 +102,24 @@ export async function launch(env: Record<string, string>): Promise<number> {
     throw error;
   }
   const here = dirname(fileURLToPath(import.meta.url));
-  const projectDir = resolve(here, "../..");
+  const paths = { projectDir: resolve(here, "../.."), cwd: Deno.cwd(), denoDir: await denoDir() };
+  let code = await runEngine(config, paths, logger);
+  if (code === RELAUNCH_SEALED_EXIT_CODE && config.sealed === undefined) {
+    logger.info("The database is sealed: starting the engine again with sealed permissions");
+    code = await runEngine({ ...config, sealed: true }, paths, logger);
+  }
+  return code;
+}
+
+/** Runs `start.ts` once in a child Deno process with the permissions `config` calls for. */
+async function runEngine(
+  config: Config,
+  paths: LaunchPaths,
+  logger: ReturnType<typeof createLogger>,
+): Promise<number> {
   let flags: string[];
   try {
-    flags = permissionFlags(config, { projectDir, cwd: Deno.cwd(), denoDir: await denoDir() });
+    flags = permissionFlags(config, paths);
   } catch (error) {
     if (error instanceof ConfigError) {
       logger.error("Invalid configuration", { problems: error.problems });
@@ -105,8 +128,10 @@ export async function launch(env: Record<string, string>): Promise<number> {
     throw error;
   }
   logger.info("Starting the engine", { sealed: config.sealed === true, permissions: flags });
+  const here = dirname(fileURLToPath(import.meta.url));
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", ...flags, resolve(here, "start.ts")],
+    env: { [LAUNCHED_ENV]: "1" },
     stdin: "null",
     stdout: "inherit",
     stderr: "inherit",

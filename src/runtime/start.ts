@@ -6,7 +6,11 @@
  *    `JOBENGINE_DATA_DIR` (default `.jobengine/pglite/`). Waits up to 30 s for a database
  *    that is not up yet.
  * 3. Applies the embedded migrations.
- * 4. Seals or unseals the engine when `JOBENGINE_SEALED` is set (`set_sealed`).
+ * 4. Seals or unseals the engine when `JOBENGINE_SEALED` is set (`set_sealed`). When it is not
+ *    set and the database is sealed already while this process may open any socket, the engine
+ *    stops before it starts anything and exits with {@linkcode RELAUNCH_SEALED_EXIT_CODE}, so
+ *    that the launcher starts it again with sealed permissions (run by the launcher only:
+ *    `JOBENGINE_LAUNCHED`; otherwise it warns and goes on with the network guard alone).
  * 5. Starts the TimelineEventEmitter, the JobScheduler, the built-in worker (handlers from
  *    `JOBENGINE_HANDLERS`, or the built-in `noop` / `echo` / `sleep`; none when
  *    `JOBENGINE_WORKER_CONCURRENCY=0`) and the HTTP API (`Deno.serve` on `HOST:PORT`).
@@ -17,7 +21,7 @@
  *
  * Logs are JSON lines (`{ level, msg, time, ... }`). Sealed mode's runtime permission sandbox
  * (`--allow-net` limited to the listen address and the database) is applied by the task that
- * starts this file, not here.
+ * starts this file (`launch.ts`), not here.
  *
  * @module
  */
@@ -33,11 +37,44 @@ import { createWorker, type Worker } from "../worker/worker.ts";
 import { BUILTIN_HANDLERS } from "./builtin_handlers.ts";
 import { loadHandlers } from "../worker/load_handlers.ts";
 import { databaseEndpoint } from "./_endpoint.ts";
-import { type Config, ConfigError, loadConfig } from "./config.ts";
+import {
+  type Config,
+  ConfigError,
+  LAUNCHED_ENV,
+  loadConfig,
+  RELAUNCH_SEALED_EXIT_CODE,
+} from "./config.ts";
 import { createLogger, type Logger } from "./logger.ts";
 
 /** How long start-up waits for a database that is not reachable yet. */
 const STARTUP_WAIT_MS = 30_000;
+
+/**
+ * Thrown by {@linkcode startEngine} with `relaunchWhenSealed`: the database is sealed and this
+ * process may open any socket; the launcher starts the engine again with sealed permissions.
+ */
+export class SealedRelaunchRequired extends Error {
+  /** Creates the error. */
+  constructor() {
+    super("The database is sealed: the engine must run with sealed permissions");
+    this.name = "SealedRelaunchRequired";
+  }
+}
+
+/** Options of {@linkcode startEngine}. */
+export interface StartOptions {
+  /**
+   * Stop with {@linkcode SealedRelaunchRequired} when the database is sealed, `JOBENGINE_SEALED`
+   * is not set and the network permission is unrestricted (set when the launcher runs this
+   * process and can start it again sealed).
+   */
+  relaunchWhenSealed?: boolean;
+}
+
+/** Whether this process may open a socket to any host (Deno's `--allow-net` without a list). */
+function networkUnrestricted(): boolean {
+  return Deno.permissions.querySync({ name: "net" }).state === "granted";
+}
 
 /** A running engine. */
 export interface Engine {
@@ -76,7 +113,11 @@ async function connectAndMigrate(config: Config, logger: Logger): Promise<Databa
 }
 
 /** Starts the engine with `config`; resolves once the API listens. */
-export async function startEngine(config: Config, logger: Logger): Promise<Engine> {
+export async function startEngine(
+  config: Config,
+  logger: Logger,
+  options: StartOptions = {},
+): Promise<Engine> {
   logger.info("jobengine starting", {
     version: VERSION,
     database: config.databaseUrl ? "postgres" : "pglite",
@@ -100,6 +141,15 @@ export async function startEngine(config: Config, logger: Logger): Promise<Engin
       logger.info(config.sealed ? "Engine sealed" : "Engine unsealed", {
         source: "JOBENGINE_SEALED",
       });
+    } else if (networkUnrestricted() && await store.isSealed()) {
+      // sealed by set_sealed(true): the network guard follows the database, but the runtime's
+      // own permission backstop is set when the process starts
+      if (options.relaunchWhenSealed) throw new SealedRelaunchRequired();
+      logger.warn(
+        "The database is sealed but this process may open any socket: only the network guard " +
+          "stands between handlers and the network (start it with `deno task start` for the " +
+          "runtime's permission backstop)",
+      );
     }
 
     const emitter = new TimelineEventEmitter(db, { logger });
@@ -214,8 +264,14 @@ export async function main(): Promise<number> {
 
   let engine: Engine;
   try {
-    engine = await startEngine(config, logger);
+    engine = await startEngine(config, logger, {
+      relaunchWhenSealed: Deno.env.get(LAUNCHED_ENV) === "1",
+    });
   } catch (error) {
+    if (error instanceof SealedRelaunchRequired) {
+      logger.info("The database is sealed: handing back to the launcher to start sealed");
+      return RELAUNCH_SEALED_EXIT_CODE;
+    }
     logger.error("Start-up failed", { error });
     return 1;
   }

@@ -58,11 +58,13 @@ async function runBypassJob(
   task: "start" | "start:sealed",
   databaseUrl: string,
   bypassPort: number,
+  options: { sealed: boolean; env?: Record<string, string> },
 ) {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["task", "--quiet", task],
     env: {
+      ...options.env,
       DATABASE_URL: databaseUrl,
       PORT: String(port),
       HOST: "127.0.0.1",
@@ -86,7 +88,7 @@ async function runBypassJob(
         const response = await fetch(`${base}/system`);
         if (response.ok) {
           const system = await response.json();
-          if (task === "start:sealed") assert.equal(system.sealed, true);
+          assert.equal(system.sealed, options.sealed);
           break;
         }
         await response.body?.cancel();
@@ -126,19 +128,32 @@ async function runBypassJob(
   }
 }
 
-Deno.test("deno task start:sealed: a handler that bypasses the guard still cannot open a socket", async () => {
+Deno.test("deno task start, sealed by JOBENGINE_SEALED or by the database: a handler that bypasses the guard still cannot open a socket", async () => {
   const fresh = await freshDatabase();
   const listener = countingListener();
   try {
-    const sealed = await runBypassJob("start:sealed", fresh.url, listener.port);
+    const sealed = await runBypassJob("start:sealed", fresh.url, listener.port, { sealed: true });
     assert.equal(sealed.status, "completed", JSON.stringify(sealed));
     assert.equal(sealed.result.connected, false);
     assert.match(sealed.result.error, /NotCapable|PermissionDenied|Requires net access/);
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(listener.count(), 0, "the listener saw no connection from the sealed engine");
 
+    // plain `deno task start` on the database that run left sealed: the engine finds it sealed
+    // and the launcher starts it again with the sealed permissions
+    const sealedByDatabase = await runBypassJob("start", fresh.url, listener.port, {
+      sealed: true,
+    });
+    assert.equal(sealedByDatabase.result.connected, false, JSON.stringify(sealedByDatabase));
+    assert.match(sealedByDatabase.result.error, /NotCapable|PermissionDenied|Requires net access/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(listener.count(), 0, "no connection from an engine sealed by the database");
+
     // the same handler, unsealed, reaches the listener: the test can see traffic
-    const open = await runBypassJob("start", fresh.url, listener.port);
+    const open = await runBypassJob("start", fresh.url, listener.port, {
+      sealed: false,
+      env: { JOBENGINE_SEALED: "0" },
+    });
     assert.equal(open.result.connected, true, JSON.stringify(open));
     assert.equal(listener.count(), 1);
   } finally {
