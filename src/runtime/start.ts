@@ -171,7 +171,9 @@ export async function startEngine(
         handlers,
         concurrency: config.workerConcurrency,
         prefetch: config.workerPrefetch,
-        sealed: config.sealed,
+        // JOBENGINE_SEALED=1 pins the guard on; otherwise (unset, or 0, which unsealed the
+        // database above) the worker follows the database, so a later set_sealed(true) seals it
+        sealed: config.sealed === true ? true : undefined,
         allow: [...(dbEndpoint ? [dbEndpoint] : []), ...config.allow],
         logger,
       });

@@ -4,7 +4,9 @@
  * SIGTERM that drains a running job and ends open event streams.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { freshDatabase } from "../_db.ts";
+import { countingListener } from "../_listener.ts";
 
 const START = new URL("../../src/runtime/start.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
@@ -165,6 +167,49 @@ Deno.test("start.ts runs API, scheduler and built-in worker on PostgreSQL; SIGTE
       }
       await engine.exited;
     }
+    await fresh.drop();
+  }
+});
+
+Deno.test("start.ts with JOBENGINE_SEALED=0 is sealed by a later set_sealed(true): handlers' fetch is refused from then on", async () => {
+  const fresh = await freshDatabase();
+  const listener = countingListener();
+  const sql = postgres(fresh.url, { max: 1, onnotice: () => {} });
+  let engine: Running | undefined;
+  try {
+    engine = await startProcess({
+      DATABASE_URL: fresh.url,
+      JOBENGINE_SEALED: "0",
+      JOBENGINE_HANDLERS: "test/runtime/_fetch_handlers.ts",
+      JOBENGINE_WORKER_CONCURRENCY: "1",
+      FETCH_PORT: String(listener.port),
+    });
+    const { url } = engine;
+    const open = await post(url, "/api/v1/jobs", { type: "fetch", retryPolicy: { maxRetries: 0 } });
+    const reached = await waitForStatus(url, open.body.id, "completed");
+    assert.deepEqual(reached.result, { status: 200 });
+    assert.equal(listener.count(), 1, "unsealed, the handler reaches the listener");
+
+    // an operator seals the running engine from psql
+    await sql`select jobengine.set_sealed(true)`;
+    const deadline = Date.now() + 15_000;
+    while (!(await (await fetch(`${url}/api/v1/system`)).json()).sealed) {
+      if (Date.now() > deadline) throw new Error("/system never reported sealed");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const sealed = await post(url, "/api/v1/jobs", {
+      type: "fetch",
+      retryPolicy: { maxRetries: 0 },
+    });
+    const refused = await waitForStatus(url, sealed.body.id, "failed");
+    assert.equal(refused.lastError.code, "egress_denied", JSON.stringify(refused.lastError));
+    assert.equal(refused.terminal, true);
+    assert.equal(listener.count(), 1, "sealed, the listener saw no new connection");
+  } finally {
+    engine?.process.kill("SIGTERM");
+    await engine?.exited;
+    await sql.end();
+    await listener.close();
     await fresh.drop();
   }
 });
