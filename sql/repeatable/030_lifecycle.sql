@@ -142,8 +142,12 @@ begin
   v_key := v_options ->> 'idempotencyKey';
 
   if v_key is not null then
+    -- notBefore as the instant it names (epoch seconds), so that every way of writing the same
+    -- instant is the same request; absent and null both mean "now"
     v_hash := pg_catalog.md5(pg_catalog.jsonb_build_array(p_type, coalesce(p_payload, '{}'::jsonb), v_tenant,
-      coalesce(v_options -> 'priority', '0'), v_deps, v_policy, v_options -> 'notBefore',
+      coalesce(v_options -> 'priority', '0'), v_deps, v_policy,
+      case when pg_catalog.jsonb_typeof(v_options -> 'notBefore') = 'string'
+        then pg_catalog.to_jsonb(extract(epoch from (v_options ->> 'notBefore')::timestamptz)) end,
       coalesce(v_options -> 'requiresNetwork', 'false'))::text);
     select * into v_job from jobengine.jobs j where j.tenant_id = v_tenant and j.idempotency_key = v_key;
     if found then

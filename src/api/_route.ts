@@ -135,11 +135,86 @@ function toIssues(where: ValidationIssue["in"], issues: readonly v.BaseIssue<unk
   }));
 }
 
+/** The parts of a valibot schema {@linkcode arrayForObject} walks. */
+interface SchemaNode {
+  type: string;
+  entries?: Record<string, SchemaNode>;
+  wrapped?: SchemaNode;
+  item?: SchemaNode;
+  options?: SchemaNode[];
+}
+
+const OBJECT_TYPES = new Set(["object", "strict_object", "loose_object"]);
+const ARRAY_TYPES = new Set(["array", "tuple", "unknown", "any"]);
+const WRAPPER_TYPES = new Set(["optional", "nullable", "nullish", "exact_optional"]);
+
+function unwrap(schema: SchemaNode): SchemaNode {
+  return WRAPPER_TYPES.has(schema.type) && schema.wrapped ? unwrap(schema.wrapped) : schema;
+}
+
+/**
+ * The dot path of the first JSON array in `value` where `schema` expects an object, or null.
+ * valibot's object schemas accept an array and read its (absent) named keys, so `[]` would
+ * pass as `{}`; JSON bodies are checked with this first.
+ */
+function arrayForObject(schema: SchemaNode, value: unknown, path: string): string | null {
+  switch (schema.type) {
+    case "optional":
+    case "nullable":
+    case "nullish":
+    case "exact_optional":
+      return schema.wrapped ? arrayForObject(schema.wrapped, value, path) : null;
+    case "array":
+      if (!Array.isArray(value) || !schema.item) return null;
+      for (const [index, element] of value.entries()) {
+        const found = arrayForObject(schema.item, element, path ? `${path}.${index}` : `${index}`);
+        if (found !== null) return found;
+      }
+      return null;
+    case "union": {
+      const options = (schema.options ?? []).map(unwrap);
+      if (Array.isArray(value)) {
+        const arrays = options.filter((option) => ARRAY_TYPES.has(option.type));
+        if (arrays.length > 0) return arrayForObject(arrays[0]!, value, path);
+        return options.some((option) => OBJECT_TYPES.has(option.type)) ? path : null;
+      }
+      for (const option of options) {
+        if (!OBJECT_TYPES.has(option.type)) continue;
+        const found = arrayForObject(option, value, path);
+        if (found !== null) return found;
+      }
+      return null;
+    }
+    default:
+      if (!OBJECT_TYPES.has(schema.type)) return null;
+      if (Array.isArray(value)) return path;
+      if (value === null || typeof value !== "object") return null;
+      for (const [key, entry] of Object.entries(schema.entries ?? {})) {
+        if (!Object.hasOwn(value, key)) continue;
+        const found = arrayForObject(
+          entry,
+          (value as Record<string, unknown>)[key],
+          path ? `${path}.${key}` : key,
+        );
+        if (found !== null) return found;
+      }
+      return null;
+  }
+}
+
 function validate<S extends AnySchema>(
   schema: S,
   value: unknown,
   where: ValidationIssue["in"],
 ): v.InferOutput<S> {
+  const array = where === "body"
+    ? arrayForObject(schema as unknown as SchemaNode, value, "")
+    : null;
+  if (array !== null) {
+    throw new RequestValidationError([
+      { in: where, path: array, message: "Invalid type: Expected Object but received Array" },
+    ]);
+  }
   const result = v.safeParse(schema, value);
   if (!result.success) throw new RequestValidationError(toIssues(where, result.issues));
   return result.output;

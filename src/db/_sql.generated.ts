@@ -1236,7 +1236,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "f828e3b8f5959ab60b300e0ff2799b83d02ab1bd71b34880ad81b2e5154b5bfd",
+    checksum: "f9088a9574f6244233f8378edbb342c81ddb172b1450175331f15b2cf8ad029b",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1381,8 +1381,12 @@ begin
   v_key := v_options ->> 'idempotencyKey';
 
   if v_key is not null then
+    -- notBefore as the instant it names (epoch seconds), so that every way of writing the same
+    -- instant is the same request; absent and null both mean "now"
     v_hash := pg_catalog.md5(pg_catalog.jsonb_build_array(p_type, coalesce(p_payload, '{}'::jsonb), v_tenant,
-      coalesce(v_options -> 'priority', '0'), v_deps, v_policy, v_options -> 'notBefore',
+      coalesce(v_options -> 'priority', '0'), v_deps, v_policy,
+      case when pg_catalog.jsonb_typeof(v_options -> 'notBefore') = 'string'
+        then pg_catalog.to_jsonb(extract(epoch from (v_options ->> 'notBefore')::timestamptz)) end,
       coalesce(v_options -> 'requiresNetwork', 'false'))::text);
     select * into v_job from jobengine.jobs j where j.tenant_id = v_tenant and j.idempotency_key = v_key;
     if found then

@@ -262,6 +262,68 @@ Deno.test("HTTP idempotent create: same key and request -> 200 same job; differe
   });
 });
 
+Deno.test("HTTP: a JSON array where a body or a field must be an object is 400 and changes nothing", async () => {
+  await withApp(async ({ client }) => {
+    const created = await client.post("/api/v1/jobs", { type: "arr" });
+    const id = created.body.id;
+    for (const action of ["cancel", "schedule", "retry"]) {
+      const reply = await client.post(`/api/v1/jobs/${id}/${action}`, []);
+      assertProblem(reply, 400, "validation_failed");
+      assert.equal(reply.body.issues[0].path, "");
+    }
+    assert.equal((await client.get(`/api/v1/jobs/${id}`)).body.status, "pending");
+
+    const policy = await client.post("/api/v1/jobs", { type: "arr", retryPolicy: [] });
+    assertProblem(policy, 400, "validation_failed");
+    assert.equal(policy.body.issues[0].path, "retryPolicy");
+    const workflow = await client.post("/api/v1/workflows", {
+      jobs: [{ ref: "a", type: "arr" }, [{ ref: "b", type: "arr" }]],
+    });
+    assertProblem(workflow, 400, "validation_failed");
+    assert.equal(workflow.body.issues[0].path, "jobs.1");
+    const nested = await client.post("/api/v1/workflows", {
+      jobs: [{ ref: "a", type: "arr", retryPolicy: [] }],
+    });
+    assertProblem(nested, 400, "validation_failed");
+    assert.equal(nested.body.issues[0].path, "jobs.0.retryPolicy");
+    const claimed = await claimedJob(client);
+    const failed = await client.post(`/api/v1/jobs/${claimed.id}/fail`, {
+      leaseId: claimed.leaseId,
+      error: [],
+    });
+    assertProblem(failed, 400, "validation_failed");
+    assert.equal(failed.body.issues[0].path, "error");
+    assert.equal((await client.get(`/api/v1/jobs/${claimed.id}`)).body.status, "running");
+
+    // arrays stay fine where the body takes any JSON or a list
+    const listPayload = await client.post("/api/v1/jobs", { type: "arr", payload: [1, [2]] });
+    assert.equal(listPayload.status, 201);
+    assert.deepEqual(listPayload.body.payload, [1, [2]]);
+    const claim = await client.post("/api/v1/jobs/claim", { workerId: "w", types: ["none"] });
+    assert.equal(claim.status, 200);
+  });
+});
+
+Deno.test("HTTP: payload null is kept as null; a payload left out is {}", async () => {
+  await withApp(async ({ client }) => {
+    const explicit = await client.post("/api/v1/jobs", { type: "nul", payload: null });
+    assert.equal(explicit.status, 201);
+    assert.equal(explicit.body.payload, null);
+    assert.equal((await client.get(`/api/v1/jobs/${explicit.body.id}`)).body.payload, null);
+    const omitted = await client.post("/api/v1/jobs", { type: "nul" });
+    assert.deepEqual(omitted.body.payload, {});
+    // concurrent creates go through group intake: the same answers
+    const burst = await Promise.all(
+      Array.from(
+        { length: 6 },
+        (_, i) =>
+          client.post("/api/v1/jobs", i % 2 ? { type: "nul", payload: null } : { type: "nul" }),
+      ),
+    );
+    assert.deepEqual(burst.map((reply) => reply.body.payload), [{}, null, {}, null, {}, null]);
+  });
+});
+
 Deno.test("HTTP 409 lease_mismatch, sealed_mode and dependencies_pending, provoked for real", async () => {
   await withApp(async ({ client, store }) => {
     const job = await claimedJob(client);

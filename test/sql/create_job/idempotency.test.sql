@@ -3,7 +3,7 @@
 -- are per tenant.
 begin;
 \ir ../_helpers.psql
-select plan(9);
+select plan(12);
 
 create temp table first as select * from jobengine.create_job('mail', '{"to": "x"}',
   '{"idempotencyKey": "key-1", "priority": 3, "retryPolicy": {"maxRetries": 2}}');
@@ -47,6 +47,25 @@ select isnt((select id from acme), (select id from first), 'the same key in anot
 select is(
   (select count(*)::integer from jobengine.jobs where idempotency_key = 'key-1'), 2,
   'one job per tenant and key'
+);
+
+-- notBefore is compared as the instant it names, however it is written
+create temp table later as select * from jobengine.create_job('mail', '{}',
+  '{"idempotencyKey": "key-nb", "notBefore": "2030-01-01T00:00:00Z"}');
+select is(
+  (select array_agg(id order by id) from (
+     select (jobengine.create_job('mail', '{}', jsonb_build_object('idempotencyKey', 'key-nb', 'notBefore', t))).id
+       from unnest(array['2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00+00:00', '2030-01-01T01:00:00+01:00']) t) r),
+  (select array_fill(id, array[3]) from later),
+  'the same notBefore instant written three other ways is a replay'
+);
+select throws_ok(
+  $$ select jobengine.create_job('mail', '{}', '{"idempotencyKey": "key-nb", "notBefore": "2030-01-01T00:00:01Z"}') $$,
+  'JE006', null, 'same key, another notBefore instant: JE006'
+);
+select throws_ok(
+  $$ select jobengine.create_job('mail', '{}', '{"idempotencyKey": "key-nb"}') $$,
+  'JE006', null, 'same key, notBefore left out (now) against a future instant: JE006'
 );
 
 select * from finish();
