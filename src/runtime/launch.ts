@@ -28,7 +28,7 @@ import {
   loadConfig,
   RELAUNCH_SEALED_EXIT_CODE,
 } from "./config.ts";
-import { createLogger } from "./logger.ts";
+import { createLogger, type Logger } from "./logger.ts";
 import { databaseEndpoint } from "./_endpoint.ts";
 
 /** Where things are on disk, for the permission flags. */
@@ -103,19 +103,21 @@ export async function launch(env: Record<string, string>): Promise<number> {
   }
   const here = dirname(fileURLToPath(import.meta.url));
   const paths = { projectDir: resolve(here, "../.."), cwd: Deno.cwd(), denoDir: await denoDir() };
-  let code = await runEngine(config, paths, logger);
+  const start = resolve(here, "start.ts");
+  let code = await runEngine(start, config, paths, logger);
   if (code === RELAUNCH_SEALED_EXIT_CODE && config.sealed === undefined) {
     logger.info("The database is sealed: starting the engine again with sealed permissions");
-    code = await runEngine({ ...config, sealed: true }, paths, logger);
+    code = await runEngine(start, { ...config, sealed: true }, paths, logger);
   }
   return code;
 }
 
-/** Runs `start.ts` once in a child Deno process with the permissions `config` calls for. */
+/** Runs `start` (`start.ts`) once in a child Deno process with the permissions of `config`. */
 async function runEngine(
+  start: string,
   config: Config,
   paths: LaunchPaths,
-  logger: ReturnType<typeof createLogger>,
+  logger: Logger,
 ): Promise<number> {
   let flags: string[];
   try {
@@ -128,9 +130,8 @@ async function runEngine(
     throw error;
   }
   logger.info("Starting the engine", { sealed: config.sealed === true, permissions: flags });
-  const here = dirname(fileURLToPath(import.meta.url));
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...flags, resolve(here, "start.ts")],
+    args: ["run", "--no-prompt", ...flags, start],
     env: { [LAUNCHED_ENV]: "1" },
     stdin: "null",
     stdout: "inherit",
