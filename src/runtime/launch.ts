@@ -6,7 +6,8 @@
  * - `--allow-net` limited to the listen address `HOST:PORT` and the database `host:port` (none
  *   at all on the embedded PGlite), so the runtime itself refuses every other socket, whatever a
  *   handler does (the network guard is the first line; this is the backstop it cannot bypass);
- * - `--allow-read` limited to the project, the data directory and Deno's cache (PGlite's wasm);
+ * - `--allow-read` limited to the project, the data directory, Deno's cache (PGlite's wasm) and
+ *   the directory of a handlers module (`JOBENGINE_HANDLERS`) outside the project;
  *   `--allow-write` limited to the data directory;
  * - `--allow-env`, `--allow-sys=hostname` and nothing else: no `--allow-run`, no `--allow-ffi`.
  *
@@ -19,7 +20,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { dirname, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   type Config,
@@ -47,10 +48,29 @@ function listenEndpoint(config: Config): string {
   return `${host}:${config.port}`;
 }
 
+/**
+ * The directory of the handlers module (`JOBENGINE_HANDLERS`) when it is a file outside what
+ * the engine may read anyway, so that the module and its relative imports load; null for none,
+ * for a remote or package specifier, or for a file under the project.
+ */
+function handlersDir(config: Config, paths: LaunchPaths): string | null {
+  const module = config.handlersModule;
+  if (!module) return null;
+  let file: string;
+  if (module.startsWith("file:")) file = fileURLToPath(module);
+  else if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return null;
+  else file = resolve(paths.cwd, module);
+  const dir = dirname(file);
+  const inside = (root: string) =>
+    dir === root || dir.startsWith(root.endsWith(sep) ? root : root + sep);
+  return inside(paths.projectDir) ? null : dir;
+}
+
 /** The Deno permission flags for the engine process under `config`. */
 export function permissionFlags(config: Config, paths: LaunchPaths): string[] {
   const dataDir = resolve(paths.cwd, config.dataDir);
-  const read = [paths.projectDir, dataDir, paths.denoDir];
+  const handlers = handlersDir(config, paths);
+  const read = [paths.projectDir, dataDir, paths.denoDir, ...(handlers ? [handlers] : [])];
   const flags = [
     `--allow-read=${read.join(",")}`,
     `--allow-write=${dataDir}`,

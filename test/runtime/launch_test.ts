@@ -40,6 +40,30 @@ Deno.test("permissionFlags() never grants run, ffi or unrestricted write, sealed
   assert.ok(open.includes("--allow-net"), "unsealed engines may use the network");
 });
 
+Deno.test("permissionFlags() lets the engine read a handlers module outside the project, and only its directory", () => {
+  const read = (env: Record<string, string>) =>
+    permissionFlags(loadConfig({ PORT: "8080", ...env }), PATHS).find((f) =>
+      f.startsWith("--allow-read=")
+    );
+  const base = "--allow-read=/srv/jobengine,/srv/jobengine/.jobengine/pglite,/var/cache/deno";
+  assert.equal(
+    read({ JOBENGINE_HANDLERS: "/opt/site/jobs/handlers.ts" }),
+    `${base},/opt/site/jobs`,
+  );
+  assert.equal(
+    read({ JOBENGINE_HANDLERS: "file:///opt/site/jobs/handlers.ts", JOBENGINE_SEALED: "1" }),
+    `${base},/opt/site/jobs`,
+  );
+  assert.equal(read({ JOBENGINE_HANDLERS: "../site/handlers.ts" }), `${base},/srv/site`);
+  // inside the project, or not a file: nothing more
+  assert.equal(read({ JOBENGINE_HANDLERS: "./handlers/mail.ts" }), base);
+  assert.equal(read({ JOBENGINE_HANDLERS: "https://example.test/handlers.ts" }), base);
+  assert.equal(
+    read({ JOBENGINE_HANDLERS: "/srv/jobengine-other/h.ts" }),
+    `${base},/srv/jobengine-other`,
+  );
+});
+
 Deno.test("permissionFlags() refuses port 0 when sealed: the allowlist must name the port", () => {
   assert.throws(
     () => permissionFlags(loadConfig({ JOBENGINE_SEALED: "1", PORT: "0" }), PATHS),
