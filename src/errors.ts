@@ -182,6 +182,25 @@ export class DatabaseUnavailableError extends JobEngineError {
   }
 }
 
+/**
+ * The embedded database's data directory is held by another process (an engine or a CLI
+ * command): PGlite has one writer, and a second process on the same directory would write to
+ * its own copy and lose it. A kind of {@linkcode DatabaseUnavailableError}.
+ */
+export class DataDirectoryInUseError extends DatabaseUnavailableError {
+  /** The data directory. */
+  readonly dataDir: string;
+  /** Creates the error for `dataDir`. */
+  constructor(dataDir: string) {
+    super(
+      `The embedded database in ${dataDir} is in use by another process (an engine or a CLI ` +
+        "command): stop it first, or use a PostgreSQL server (DATABASE_URL) for concurrent access",
+    );
+    this.name = "DataDirectoryInUseError";
+    this.dataDir = dataDir;
+  }
+}
+
 /** A network call refused by the sealed-mode network guard. */
 export class EgressDeniedError extends JobEngineError {
   /** The host that was refused. */

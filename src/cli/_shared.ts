@@ -48,6 +48,12 @@ export interface CliIo {
   cwd(): string;
   /** Calls `handler` on SIGINT or SIGTERM; returns the function that stops listening. */
   onShutdownSignal(handler: (signal: string) => void): () => void;
+  /**
+   * Takes the embedded database's directory for this process (one process at a time: an
+   * engine or a CLI command holding it makes this throw `DataDirectoryInUseError`); resolves to
+   * the function that lets it go. Hosts without such a lock leave it out.
+   */
+  lockDataDir?(dataDir: string): Promise<() => Promise<void>>;
 }
 
 /** Global flags, parsed once. */

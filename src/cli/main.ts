@@ -10,7 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { connectDatabase } from "../db/connect.ts";
+import { connectDatabase, DEFAULT_DATA_DIR } from "../db/connect.ts";
 import { migrate } from "../db/migrate.ts";
 import type { Database } from "../db/port.ts";
 import { JobEngineError } from "../errors.ts";
@@ -118,16 +118,25 @@ function splitCommand(args: readonly string[]): { name?: string; rest: string[] 
 function createContext(io: CliIo, flags: GlobalFlags): CliContext & { close(): Promise<void> } {
   let opened: Promise<Database> | null = null;
   let migrated: Promise<unknown> | null = null;
+  let unlock: (() => Promise<void>) | null = null;
+  const open = async (): Promise<Database> => {
+    const url = flags.databaseUrl ?? io.env("DATABASE_URL");
+    // the embedded database: one process at a time, or a write made here is lost
+    if (!url?.trim() && io.lockDataDir) {
+      unlock = await io.lockDataDir(io.env("JOBENGINE_DATA_DIR") || DEFAULT_DATA_DIR);
+    }
+    return await connectDatabase({
+      DATABASE_URL: url,
+      JOBENGINE_DATA_DIR: io.env("JOBENGINE_DATA_DIR"),
+    }, { applicationName: "jobengine-cli", max: 8 });
+  };
   const color = io.stdoutIsTerminal && !io.env("NO_COLOR");
   const ctx = {
     io,
     flags,
     color,
     async database(options: { migrate?: boolean } = {}): Promise<Database> {
-      opened ??= connectDatabase({
-        DATABASE_URL: flags.databaseUrl ?? io.env("DATABASE_URL"),
-        JOBENGINE_DATA_DIR: io.env("JOBENGINE_DATA_DIR"),
-      }, { applicationName: "jobengine-cli", max: 8 });
+      opened ??= open();
       const db = await opened;
       // The embedded database is the engine's own: bring it up to date, as the engine does.
       if (db.kind === "pglite" && options.migrate !== false) {
@@ -149,6 +158,7 @@ function createContext(io: CliIo, flags: GlobalFlags): CliContext & { close(): P
       if (!opened) return;
       const db = await opened.catch(() => null);
       await db?.close().catch(() => {});
+      await unlock?.().catch(() => {});
     },
   };
   return ctx;

@@ -7,6 +7,7 @@
  */
 import { runCli } from "../cli/main.ts";
 import type { CliIo } from "../cli/_shared.ts";
+import { lockDataDir } from "./data_dir_lock.ts";
 
 function writeAll(file: { writeSync(bytes: Uint8Array): number }, text: string): void {
   let bytes = new TextEncoder().encode(text);
@@ -26,6 +27,10 @@ export function denoIo(): CliIo {
     stdoutIsTerminal: Deno.stdout.isTerminal(),
     stderrIsTerminal: Deno.stderr.isTerminal(),
     env: (name) => Deno.env.get(name),
+    async lockDataDir(dataDir) {
+      const lock = await lockDataDir(dataDir);
+      return () => lock.release();
+    },
     cwd: () => Deno.cwd(),
     onShutdownSignal(handler) {
       const signals: Deno.Signal[] = Deno.build.os === "windows"
