@@ -3,8 +3,9 @@
  *
  * 1. Reads the configuration from the environment (`config.ts`).
  * 2. Connects: PostgreSQL when `DATABASE_URL` is set, otherwise the embedded PGlite under
- *    `JOBENGINE_DATA_DIR` (default `.jobengine/pglite/`). Waits up to 30 s for a database
- *    that is not up yet.
+ *    `JOBENGINE_DATA_DIR` (default `.jobengine/pglite/`), holding the directory's lock
+ *    (`data_dir_lock.ts`: one process at a time). Waits up to 30 s for a database that is not
+ *    up yet or a directory another process holds.
  * 3. Applies the embedded migrations.
  * 4. Seals or unseals the engine when `JOBENGINE_SEALED` is set (`set_sealed`). When it is not
  *    set and the database is sealed already while this process may open any socket, the engine
@@ -17,7 +18,8 @@
  * 6. On SIGINT or SIGTERM: ends open event streams, stops accepting requests, stops claiming
  *    and lets running handlers finish within `JOBENGINE_DRAIN_MS` (then releases their leases),
  *    stops the scheduler and the emitter, closes the database, and exits 0. A second signal
- *    exits at once with 130.
+ *    exits at once with 130; the same signal again within a second is taken for a copy of the
+ *    first (Ctrl-C reaches both the launcher, which forwards it, and the engine).
  *
  * Logs are JSON lines (`{ level, msg, time, ... }`). Sealed mode's runtime permission sandbox
  * (`--allow-net` limited to the listen address and the database) is applied by the task that
@@ -37,6 +39,7 @@ import { createWorker, type Worker } from "../worker/worker.ts";
 import { BUILTIN_HANDLERS } from "./builtin_handlers.ts";
 import { loadHandlers } from "../worker/load_handlers.ts";
 import { databaseEndpoint } from "./_endpoint.ts";
+import { type DataDirLock, lockDataDir } from "./data_dir_lock.ts";
 import {
   type Config,
   ConfigError,
@@ -48,6 +51,9 @@ import { createLogger, type Logger } from "./logger.ts";
 
 /** How long start-up waits for a database that is not reachable yet. */
 const STARTUP_WAIT_MS = 30_000;
+
+/** The same signal again within this many milliseconds is a copy of the first (see `main`). */
+const DUPLICATE_SIGNAL_MS = 1_000;
 
 /**
  * Thrown by {@linkcode startEngine} with `relaunchWhenSealed`: the database is sealed and this
@@ -86,11 +92,17 @@ export interface Engine {
   stop(): Promise<void>;
 }
 
-async function connectAndMigrate(config: Config, logger: Logger): Promise<Database> {
+async function connectAndMigrate(
+  config: Config,
+  logger: Logger,
+): Promise<{ db: Database; lock: DataDirLock | null }> {
   const deadline = Date.now() + STARTUP_WAIT_MS;
   for (let attempt = 1;; attempt++) {
     let db: Database | undefined;
+    let lock: DataDirLock | null = null;
     try {
+      // the embedded database: one process at a time (another engine or a CLI command waits)
+      if (!config.databaseUrl) lock = await lockDataDir(config.dataDir);
       db = await connectDatabase(
         { DATABASE_URL: config.databaseUrl, JOBENGINE_DATA_DIR: config.dataDir },
         { applicationName: "jobengine" },
@@ -102,9 +114,10 @@ async function connectAndMigrate(config: Config, logger: Logger): Promise<Databa
         migrationsApplied: applied,
         migrationsUpToDate: skipped,
       });
-      return db;
+      return { db, lock };
     } catch (error) {
       await db?.close().catch(() => {});
+      await lock?.release().catch(() => {});
       if (!(error instanceof DatabaseUnavailableError) || Date.now() > deadline) throw error;
       logger.warn("Database not reachable yet; retrying", { attempt, error: error.message });
       await new Promise((resolve) => setTimeout(resolve, Math.min(250 * attempt, 2000)));
@@ -122,10 +135,14 @@ export async function startEngine(
     version: VERSION,
     database: config.databaseUrl ? "postgres" : "pglite",
   });
-  const db = await connectAndMigrate(config, logger);
+  const { db, lock } = await connectAndMigrate(config, logger);
   // group intake: concurrent POST /jobs share statements and commits (src/job/_create_group.ts)
   const store = new JobStore(db, { groupCreates: true });
-  const stoppers: Array<() => Promise<void>> = [() => db.close()];
+  // stopped in reverse: the database closes before its directory is let go
+  const stoppers: Array<() => Promise<void>> = [
+    async () => await lock?.release(),
+    () => db.close(),
+  ];
   const stopAll = async () => {
     for (const stop of stoppers.splice(0).reverse()) {
       try {
@@ -244,14 +261,19 @@ export async function main(): Promise<number> {
 
   let signalled!: (signal: string) => void;
   const signal = new Promise<string>((resolve) => signalled = resolve);
-  let received = 0;
+  let first: { name: Deno.Signal; at: number } | null = null;
   const onSignal = (name: Deno.Signal) => () => {
-    received++;
-    if (received > 1) {
-      logger.warn("Second signal: exiting now", { signal: name });
-      Deno.exit(130);
+    if (first === null) {
+      first = { name, at: Date.now() };
+      signalled(name);
+      return;
     }
-    signalled(name);
+    // One operator action can arrive twice: Ctrl-C (or systemd's stop) signals the whole
+    // process group, and the launcher forwards what it receives. The same signal again within
+    // DUPLICATE_SIGNAL_MS is that copy, not a request to skip the drain.
+    if (name === first.name && Date.now() - first.at < DUPLICATE_SIGNAL_MS) return;
+    logger.warn("Second signal: exiting now", { signal: name });
+    Deno.exit(130);
   };
   const listeners: Array<[Deno.Signal, () => void]> = [];
   for (const name of ["SIGINT", "SIGTERM"] as const) {

@@ -125,9 +125,13 @@ Deno.test("start.ts runs API, scheduler and built-in worker on PostgreSQL; SIGTE
     const reader = stream.body!.getReader();
     await reader.read();
 
-    // a job still running at SIGTERM finishes within the drain deadline
+    // a job still running at SIGTERM finishes within the drain deadline; the same signal again
+    // at once (Ctrl-C reaches the launcher, which forwards it, and the engine) does not cut the
+    // drain short
     const sleep = await post(url, "/api/v1/jobs", { type: "sleep", payload: { ms: 800 } });
     await waitForStatus(url, sleep.body.id, "running");
+    engine.process.kill("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 20));
     engine.process.kill("SIGTERM");
     const code = await engine.exited;
     assert.equal(code, 0, engine.raw.join("\n"));
@@ -167,6 +171,32 @@ Deno.test("start.ts runs API, scheduler and built-in worker on PostgreSQL; SIGTE
       }
       await engine.exited;
     }
+    await fresh.drop();
+  }
+});
+
+Deno.test("start.ts: a second signal after the first second exits at once with 130", async () => {
+  const fresh = await freshDatabase();
+  let engine: Running | undefined;
+  try {
+    engine = await startProcess({ DATABASE_URL: fresh.url, JOBENGINE_DRAIN_MS: "60000" });
+    const sleep = await post(engine.url, "/api/v1/jobs", {
+      type: "sleep",
+      payload: { ms: 60_000 },
+    });
+    await waitForStatus(engine.url, sleep.body.id, "running");
+    engine.process.kill("SIGINT");
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    engine.process.kill("SIGINT");
+    assert.equal(await engine.exited, 130, engine.raw.join("\n"));
+    assert.ok(engine.lines.some((line) => line.msg === "Second signal: exiting now"));
+  } finally {
+    try {
+      engine?.process.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await engine?.exited;
     await fresh.drop();
   }
 });
