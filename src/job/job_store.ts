@@ -6,7 +6,7 @@
  * @module
  */
 import type { Queryable, Row } from "../db/port.ts";
-import { fromDatabaseError, JobNotFoundError } from "../errors.ts";
+import { fromDatabaseError, InvalidArgumentError, JobNotFoundError } from "../errors.ts";
 import {
   type ClaimedJob,
   type EventEnvelope,
@@ -261,6 +261,12 @@ export class JobStore {
   async list(options: ListJobsOptions = {}): Promise<JobPage> {
     const limit = options.limit ?? 50;
     const cursor = options.cursor ? decodeCursor(options.cursor) : null;
+    if (options.cursor && cursor === null) {
+      // a cursor this store did not produce would silently restart at the first page
+      throw new InvalidArgumentError("Invalid cursor: use a nextCursor returned by a listing", {
+        details: { argument: "cursor" },
+      });
+    }
     const rows = await this.#rows(
       `select j.*, to_char(j.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as _cursor_at
          from jobengine.jobs j

@@ -121,6 +121,20 @@ Deno.test("fail() sets not_before to now() + backoff", async () => {
   });
 });
 
+Deno.test("list() pages with its own cursors and refuses any other (it never restarts at page 1)", async () => {
+  await withStore(async ({ store }) => {
+    for (let i = 0; i < 3; i++) await store.create("page");
+    const first = await store.list({ limit: 2 });
+    assert.equal(first.items.length, 2);
+    const second = await store.list({ limit: 2, cursor: first.nextCursor });
+    assert.equal(second.items.length, 1);
+    assert.ok(!first.items.some((job) => job.id === second.items[0]!.id));
+    for (const cursor of ["garbage", "eyJ4IjoxfQ", first.items[0]!.id]) {
+      await assert.rejects(() => store.list({ limit: 2, cursor }), InvalidArgumentError);
+    }
+  });
+});
+
 Deno.test("fail() with retryable = false is terminal at once", async () => {
   await withStore(async ({ store }) => {
     const { job } = await store.create("once");
