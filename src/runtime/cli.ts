@@ -31,7 +31,9 @@ export function denoIo(): CliIo {
       const lock = await lockDataDir(dataDir);
       return () => lock.release();
     },
-    cwd: () => Deno.cwd(),
+    // `deno task cli` runs in the project's directory; relative file arguments mean the
+    // directory the operator typed the command in, which the task runner passes as INIT_CWD
+    cwd: () => Deno.env.get("INIT_CWD") || Deno.cwd(),
     onShutdownSignal(handler) {
       const signals: Deno.Signal[] = Deno.build.os === "windows"
         ? ["SIGINT"]

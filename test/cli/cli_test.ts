@@ -20,11 +20,15 @@ interface Run {
 }
 
 /** Runs the CLI against `url` and waits for it. */
-async function cli(url: string, args: string[], options: { cwd?: string } = {}): Promise<Run> {
+async function cli(
+  url: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Run> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--config", CONFIG, MAIN, "--database-url", url, ...args],
     cwd: options.cwd,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...options.env },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -320,6 +324,16 @@ Deno.test("jobengine submit --file reads a .json payload or one job per .ndjson 
     const single = await tempFile("payload.json", '{"report":"daily"}');
     const one = await cliJson<Job>(url, ["submit", "report", "--file", single]);
     assert.deepEqual(one.payload, { report: "daily" });
+
+    // as `deno task cli` runs it: in the project's directory, with the operator's directory in
+    // INIT_CWD, against which a relative path is read
+    const project = new URL("../../", import.meta.url).pathname;
+    const relative = await cli(url, ["--json", "submit", "report", "--file", "payload.json"], {
+      cwd: project,
+      env: { INIT_CWD: single.slice(0, single.lastIndexOf("/")) },
+    });
+    assert.equal(relative.code, 0, relative.stderr);
+    assert.deepEqual(JSON.parse(relative.stdout).payload, { report: "daily" });
 
     const lines = Array.from({ length: 120 }, (_, i) => JSON.stringify({ n: i + 1 })).join("\n");
     const ndjson = await tempFile("batch.ndjson", `${lines}\n\n`);
