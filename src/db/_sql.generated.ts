@@ -1236,7 +1236,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "f9088a9574f6244233f8378edbb342c81ddb172b1450175331f15b2cf8ad029b",
+    checksum: "723e86cabae7d9a04f234616c4a473bb5f63ca8049f45416b2ad12a56f70a182",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1398,10 +1398,16 @@ begin
   end if;
 
   if pg_catalog.cardinality(v_deps) > 0 then
-    select count(*), count(*) filter (where d.status <> 'completed')
+    -- FOR SHARE, in id order, until commit: a dependency whose completion (or failure, or
+    -- cancellation) is in flight is read once that commits, and none can end before this job's
+    -- dependency rows are visible to the trigger that counts its dependents down. Without the
+    -- lock a job created beside its dependency's completion stayed pending for good.
+    select count(*), count(*) filter (where s.status <> 'completed')
       into v_found, v_pending
-      from jobengine.jobs d
-     where d.id = any (v_deps) and d.tenant_id = v_tenant;
+      from (select d.status from jobengine.jobs d
+             where d.id = any (v_deps) and d.tenant_id = v_tenant
+             order by d.id
+               for share) s;
     if v_found <> pg_catalog.cardinality(v_deps) then
       raise exception using
         errcode = 'JE005',
@@ -1639,6 +1645,12 @@ begin
       message = format('Invalid dependency: "%s" is neither a ref of this workflow nor a job of tenant "%s"', v_bad, v_tenant),
       detail = pg_catalog.json_build_object('reason', 'unknown', 'dependsOn', v_bad)::text;
   end if;
+
+  -- the existing jobs depended on: FOR SHARE, in id order, until commit (see create_job)
+  perform 1 from jobengine.jobs j
+   where j.id in (select e.dependency_id from _je_workflow_edge e where e.dependency_id is not null)
+   order by j.id
+     for share;
 
   -- cycle check: Kahn's algorithm over the refs, O(jobs + edges)
   select coalesce(pg_catalog.array_agg(r.idx order by e.dependent), '{}'), coalesce(pg_catalog.array_agg(e.dependent order by e.dependent), '{}')
