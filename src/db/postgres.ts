@@ -108,6 +108,18 @@ const NEVER_SENT_SQLSTATES = new Set(["57P01", "57P02", "57P03"]);
 /** How often a never-sent pool query is sent again. */
 const NEVER_SENT_RETRIES = 2;
 
+/**
+ * A statement PostgreSQL chose as a deadlock's victim (`40P01`) was rolled back whole; a pool
+ * query (its own transaction) that ends so is sent again, up to this many times. Creating a job
+ * that depends on several others locks them in id order while a completion batch may lock some
+ * of them in another (docs/state_machine.md).
+ */
+const DEADLOCK_RETRIES = 2;
+
+function deadlocked(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "40P01";
+}
+
 function neverSent(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && NEVER_SENT_SQLSTATES.has(code);
@@ -147,6 +159,7 @@ export function createPostgresDatabase(
           : await conn.unsafe<Row[]>(text);
       } catch (error) {
         if (conn === sql && attempt < NEVER_SENT_RETRIES && neverSent(error)) continue;
+        if (conn === sql && attempt < DEADLOCK_RETRIES && deadlocked(error)) continue;
         throw fromDatabaseError(error);
       }
     }

@@ -101,3 +101,38 @@ Deno.test("postgres: listen() survives its connection being terminated", async (
     await fresh.drop();
   }
 });
+
+Deno.test("postgres: a pool query chosen as a deadlock's victim is sent again and succeeds", async () => {
+  const fresh = await freshDatabase();
+  const db = createPostgresDatabase(fresh.url, { max: 1 });
+  const other = createPostgresDatabase(fresh.url, { max: 1 });
+  try {
+    await db.query(`
+      create table t (id int primary key);
+      insert into t values (1), (2);
+      create sequence attempts;
+      -- locks row a, then row b; its short deadlock_timeout makes it the one PostgreSQL aborts
+      create function lock_two(a int, b int) returns bigint language plpgsql
+        set deadlock_timeout = '50ms' as $$
+      begin
+        perform nextval('attempts');
+        perform from t where id = a for update;
+        perform pg_sleep(0.3);
+        perform from t where id = b for update;
+        return currval('attempts');
+      end $$`);
+    const opposite = other.transaction(async (tx) => {
+      await tx.query("select from t where id = 2 for update");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await tx.query("select from t where id = 1 for update"); // waits for lock_two's row 1
+    });
+    const [row] = await db.query<{ attempt: number }>("select lock_two(1, 2) as attempt");
+    // the first attempt deadlocked and was rolled back; the second waited for `opposite`
+    equal(Number(row!.attempt), 2);
+    await opposite;
+  } finally {
+    await other.close();
+    await db.close();
+    await fresh.drop();
+  }
+});
