@@ -198,6 +198,9 @@ export interface HttpBackendOptions extends BackendConfig {
   eventStream?: boolean;
 }
 
+/** How many acknowledged completions the HTTP backend remembers (cleared when full). */
+const RECENT_COMPLETIONS = 10_000;
+
 /** Maps a problem+json answer to the typed error the database path would have thrown. */
 function problemToError(status: number, body: Record<string, unknown>, what: string): Error {
   const code = typeof body.code === "string" ? body.code : "";
@@ -234,6 +237,8 @@ function problemToError(status: number, body: Record<string, unknown>, what: str
 
 /** Creates the backend that talks to the HTTP API (SPEC section 6). */
 export function createHttpBackend(options: HttpBackendOptions): WorkerBackend {
+  /** Completions the API acknowledged (`id:leaseId`), so that a batch sent again skips them. */
+  const recentlyCompleted = new Set<string>();
   const base = new URL(options.baseUrl);
   const prefix = `${base.origin}${base.pathname.replace(/\/+$/, "")}/api/v1`;
   const port = base.port !== "" ? Number(base.port) : base.protocol === "https:" ? 443 : 80;
@@ -320,9 +325,18 @@ export function createHttpBackend(options: HttpBackendOptions): WorkerBackend {
     },
     async completeMany(completions) {
       // The API completes one job per request: send them side by side, each retried a few
-      // times while the server cannot be reached.
+      // times while the server cannot be reached. When some still cannot be sent, throw
+      // DatabaseUnavailableError: the worker sends the batch again while the leases may hold,
+      // and the completions that went through are remembered, not sent twice (a second
+      // request for a completed job would answer 409 and read as a lost lease).
       const done = new Set<string>();
+      let unavailable: DatabaseUnavailableError | null = null;
       await Promise.all(completions.map(async (c) => {
+        const key = `${c.id}:${c.leaseId}`;
+        if (recentlyCompleted.has(key)) {
+          done.add(c.id);
+          return;
+        }
         for (let attempt = 1;; attempt++) {
           try {
             await call("POST", `/jobs/${c.id}/complete`, `Completion of job ${c.id}`, {
@@ -330,13 +344,20 @@ export function createHttpBackend(options: HttpBackendOptions): WorkerBackend {
               result: c.result ?? null,
             }, c.tenantId);
             done.add(c.id);
+            if (recentlyCompleted.size >= RECENT_COMPLETIONS) recentlyCompleted.clear();
+            recentlyCompleted.add(key);
             return;
           } catch (error) {
-            if (!(error instanceof DatabaseUnavailableError) || attempt >= 3) return;
+            if (!(error instanceof DatabaseUnavailableError)) return;
+            if (attempt >= 3) {
+              unavailable = error;
+              return;
+            }
             await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
           }
         }
       }));
+      if (unavailable) throw unavailable;
       return done;
     },
     async fail(lease, error, retryable) {
