@@ -54,10 +54,31 @@ export function parseTimestamp(text: string): Date | number {
   if (ms !== undefined) return new Date(ms);
   if (text === "infinity") return Infinity;
   if (text === "-infinity") return -Infinity;
-  const date = new Date(text);
+  const date = parseTimestamptzText(text) ?? new Date(text);
   if (timestampCache.size >= TIMESTAMP_CACHE_SIZE) timestampCache.clear();
   timestampCache.set(text, date.getTime());
   return date;
+}
+
+/** `timestamptz` text as PostgreSQL writes it (ISO DateStyle): `2026-11-29 16:22:00.123456+05:30`. */
+const TIMESTAMPTZ_TEXT =
+  /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?( BC)?$/;
+
+/**
+ * Parses `timestamptz` text field by field; null for any other shape. JavaScript's own parser
+ * reads the years 0 to 99 of this (non-ISO) form as 1900-1999 or 2000-2049, so `0001-01-01`
+ * would come back as 2001.
+ */
+function parseTimestamptzText(text: string): Date | null {
+  const m = TIMESTAMPTZ_TEXT.exec(text);
+  if (!m) return null;
+  const year = m[12] ? 1 - Number(m[1]) : Number(m[1]);
+  const date = new Date(0);
+  date.setUTCFullYear(year, Number(m[2]) - 1, Number(m[3]));
+  const ms = m[7] ? Math.floor(Number(`0.${m[7]}`) * 1000 + 1e-6) : 0;
+  date.setUTCHours(Number(m[4]), Number(m[5]), Number(m[6]), ms);
+  const offset = (Number(m[9]) * 3600 + Number(m[10] ?? 0) * 60 + Number(m[11] ?? 0)) * 1000;
+  return new Date(date.getTime() - (m[8] === "-" ? -offset : offset));
 }
 
 /** Serialises a timestamp parameter: a `Date`, epoch milliseconds, or text passed through. */
