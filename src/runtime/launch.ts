@@ -16,7 +16,8 @@
  * already (`set_sealed(true)`), the engine stops before starting anything and exits with
  * `RELAUNCH_SEALED_EXIT_CODE`; the launcher then starts it again with the sealed permissions.
  * The launcher logs the exact flags, forwards SIGINT and SIGTERM to the engine, and exits with
- * its exit code.
+ * its exit code. The engine's standard input is a pipe from the launcher: when the launcher is
+ * gone, however it went, the engine shuts down as on SIGTERM.
  *
  * @module
  */
@@ -153,7 +154,9 @@ async function runEngine(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", ...flags, start],
     env: { [LAUNCHED_ENV]: "1" },
-    stdin: "null",
+    // never written: the engine reads it to its end, which comes when the launcher is gone
+    // (even by SIGKILL), and then shuts down instead of running on unsupervised
+    stdin: "piped",
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();

@@ -15,7 +15,8 @@
  * 5. Starts the TimelineEventEmitter, the JobScheduler, the built-in worker (handlers from
  *    `JOBENGINE_HANDLERS`, or the built-in `noop` / `echo` / `sleep`; none when
  *    `JOBENGINE_WORKER_CONCURRENCY=0`) and the HTTP API (`Deno.serve` on `HOST:PORT`).
- * 6. On SIGINT or SIGTERM: ends open event streams, stops accepting requests, stops claiming
+ * 6. On SIGINT or SIGTERM (or, started by the launcher, when the launcher is gone: standard
+ *    input ends): ends open event streams, stops accepting requests, stops claiming
  *    and lets running handlers finish within `JOBENGINE_DRAIN_MS` (then releases their leases),
  *    stops the scheduler and the emitter, closes the database, and exits 0. A second signal
  *    exits at once with 130; the same signal again within a second is taken for a copy of the
@@ -244,6 +245,21 @@ export async function startEngine(
   }
 }
 
+/**
+ * Calls `gone` once standard input ends: the launcher holds the other end of that pipe and
+ * never writes, so its end is the launcher's exit, whatever ended it.
+ */
+async function watchLauncher(gone: () => void): Promise<void> {
+  try {
+    for await (const _ of Deno.stdin.readable) {
+      // nothing is ever written
+    }
+  } catch {
+    // a read error means the same: the launcher is gone
+  }
+  gone();
+}
+
 /** The entry point of `deno task start`. */
 export async function main(): Promise<number> {
   let config: Config;
@@ -299,6 +315,7 @@ export async function main(): Promise<number> {
     logger.error("Start-up failed", { error });
     return 1;
   }
+  if (Deno.env.get(LAUNCHED_ENV) === "1") void watchLauncher(() => signalled("launcher gone"));
   const name = await signal;
   logger.info("Shutting down", { signal: name, drainMs: config.drainMs });
   await engine.stop();

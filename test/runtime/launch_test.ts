@@ -185,3 +185,61 @@ Deno.test("deno task start, sealed by JOBENGINE_SEALED or by the database: a han
     await fresh.drop();
   }
 });
+
+Deno.test("the launcher killed with SIGKILL takes its engine with it (the engine's stdin ends)", async () => {
+  const fresh = await freshDatabase();
+  const port = freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const launcher = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-env",
+      "--allow-read",
+      "--allow-run",
+      new URL("../../src/runtime/launch.ts", import.meta.url).pathname,
+    ],
+    env: {
+      DATABASE_URL: fresh.url,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      JOBENGINE_SEALED: "1", // so that the engine's command line names the port (cleanup below)
+      JOBENGINE_WORKER_CONCURRENCY: "0",
+      NO_COLOR: "1",
+    },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const answers = async () => {
+    try {
+      const response = await fetch(`${base}/healthz`);
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!(await answers())) {
+      if (Date.now() > deadline) throw new Error("the engine did not start within 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    launcher.kill("SIGKILL");
+    await launcher.status;
+    const gone = Date.now() + 15_000;
+    while (await answers()) {
+      if (Date.now() > gone) throw new Error("the engine outlived its launcher by 15 s");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } finally {
+    try {
+      launcher.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    await launcher.status;
+    // an engine left behind by a failure: its --allow-net names this port
+    await new Deno.Command("pkill", { args: ["-f", `127.0.0.1:${port}`] }).output();
+    await fresh.drop();
+  }
+});
