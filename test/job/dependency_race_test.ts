@@ -28,125 +28,115 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   return settled;
 }
 
-function sessions(url: string): [Sql, Sql] {
-  const open = () => postgres(url, { max: 1, onnotice: () => {} });
-  return [open(), open()];
-}
-
-Deno.test("a dependent created while its dependency's completion is uncommitted waits for it, then counts it completed", async () => {
+/**
+ * Two sessions on `url`; `race` gets them, a claimed job on `a`, and `hold`: runs a statement in
+ * a transaction on a session and keeps it open until `commit()`.
+ */
+async function withRace(
+  race: (fixture: {
+    a: Sql;
+    b: Sql;
+    parent: { id: string; lease: string };
+    hold: <T>(sql: Sql, statement: (tx: postgres.TransactionSql) => Promise<T>) => Promise<{
+      result: T;
+      commit(): Promise<void>;
+    }>;
+  }) => Promise<void>,
+): Promise<void> {
   await withStore(async ({ url }) => {
-    const [a, b] = sessions(url);
-    let release: (() => void) | undefined;
-    try {
-      const parent = await claimed(a);
+    const open = () => postgres(url, { max: 1, onnotice: () => {} });
+    const [a, b] = [open(), open()];
+    const releases: Array<() => void> = [];
+    const hold = async <T>(sql: Sql, statement: (tx: postgres.TransactionSql) => Promise<T>) => {
+      let release!: () => void;
       const held = new Promise<void>((resolve) => release = resolve);
-      let inside!: () => void;
-      const written = new Promise<void>((resolve) => inside = resolve);
-      const completing = a.begin(async (tx) => {
-        await tx`select jobengine.complete_job(${parent.id}, ${parent.lease}, '{}')`;
-        inside();
+      releases.push(release);
+      let ran!: (value: T) => void;
+      const result = new Promise<T>((resolve) => ran = resolve);
+      const transaction = sql.begin(async (tx) => {
+        ran(await statement(tx));
         await held;
       });
-      await written;
-      const creating = b`
-        select id from jobengine.create_job('child', '{}', ${
-        JSON.stringify({ dependsOn: [parent.id] })
-      }::text::jsonb)`;
-      assert.equal(
-        await settlesWithin(creating, 300),
-        false,
-        "the create waits for the completion",
-      );
-      release!();
-      await completing;
-      const [child] = await creating;
-      const [row] = await a`
-        select status::text, pending_dependencies from jobengine.jobs where id = ${child!.id}`;
-      assert.deepEqual({ ...row }, { status: "pending", pending_dependencies: 0 });
-      // eligible: the scheduler's promotion takes it
-      const [promoted] = await a`select jobengine.schedule_ready(100) as n`;
-      assert.ok(Number(promoted!.n) >= 1);
-      const [after] = await a`select status::text from jobengine.jobs where id = ${child!.id}`;
-      assert.equal(after!.status, "scheduled");
+      return {
+        result: await Promise.race([result, transaction.then(() => result)]),
+        async commit() {
+          release();
+          await transaction;
+        },
+      };
+    };
+    try {
+      await race({ a, b, parent: await claimed(a), hold });
     } finally {
-      release?.();
+      for (const release of releases) release();
       await a.end();
       await b.end();
     }
+  });
+}
+
+const dependsOn = (id: string) => JSON.stringify({ dependsOn: [id] });
+
+Deno.test("a dependent created while its dependency's completion is uncommitted waits for it, then counts it completed", async () => {
+  await withRace(async ({ a, b, parent, hold }) => {
+    const completing = await hold(
+      a,
+      (tx) => tx`select jobengine.complete_job(${parent.id}, ${parent.lease}, '{}')`,
+    );
+    const creating = b`
+      select id from jobengine.create_job('child', '{}', ${dependsOn(parent.id)}::text::jsonb)`;
+    assert.equal(await settlesWithin(creating, 300), false, "the create waits for the completion");
+    await completing.commit();
+    const [child] = await creating;
+    const [row] = await a`
+      select status::text, pending_dependencies from jobengine.jobs where id = ${child!.id}`;
+    assert.deepEqual({ ...row }, { status: "pending", pending_dependencies: 0 });
+    // eligible: the scheduler's promotion takes it
+    const [promoted] = await a`select jobengine.schedule_ready(100) as n`;
+    assert.ok(Number(promoted!.n) >= 1);
+    const [after] = await a`select status::text from jobengine.jobs where id = ${child!.id}`;
+    assert.equal(after!.status, "scheduled");
   });
 });
 
 Deno.test("a dependency completing while a dependent's creation is uncommitted waits for it, then schedules the dependent", async () => {
-  await withStore(async ({ url }) => {
-    const [a, b] = sessions(url);
-    let release: (() => void) | undefined;
-    try {
-      const parent = await claimed(a);
-      const held = new Promise<void>((resolve) => release = resolve);
-      let inside!: () => void;
-      const written = new Promise<void>((resolve) => inside = resolve);
-      let childId = "";
-      const creating = b.begin(async (tx) => {
-        const [child] = await tx`
-          select id from jobengine.create_job('child', '{}', ${
-          JSON.stringify({ dependsOn: [parent.id] })
-        }::text::jsonb)`;
-        childId = child!.id;
-        inside();
-        await held;
-      });
-      await written;
-      const completing = a`select jobengine.complete_job(${parent.id}, ${parent.lease}, '{}')`;
-      assert.equal(
-        await settlesWithin(completing, 300),
-        false,
-        "the completion waits for the create",
-      );
-      release!();
-      await creating;
-      await completing;
-      const [row] = await a`
-        select status::text, pending_dependencies from jobengine.jobs where id = ${childId}`;
-      assert.deepEqual({ ...row }, { status: "scheduled", pending_dependencies: 0 });
-    } finally {
-      release?.();
-      await a.end();
-      await b.end();
-    }
+  await withRace(async ({ a, b, parent, hold }) => {
+    const creating = await hold(
+      b,
+      (tx) =>
+        tx`select id from jobengine.create_job('child', '{}', ${
+          dependsOn(parent.id)
+        }::text::jsonb)`,
+    );
+    const completing = a`select jobengine.complete_job(${parent.id}, ${parent.lease}, '{}')`;
+    assert.equal(
+      await settlesWithin(completing, 300),
+      false,
+      "the completion waits for the create",
+    );
+    await creating.commit();
+    await completing;
+    const [row] = await a`
+      select status::text, pending_dependencies from jobengine.jobs where id = ${
+      creating.result[0]!.id
+    }`;
+    assert.deepEqual({ ...row }, { status: "scheduled", pending_dependencies: 0 });
   });
 });
 
 Deno.test("a workflow naming an existing job whose cancellation is uncommitted is created cancelled after it", async () => {
-  await withStore(async ({ url }) => {
-    const [a, b] = sessions(url);
-    let release: (() => void) | undefined;
-    try {
-      const parent = await claimed(a);
-      const held = new Promise<void>((resolve) => release = resolve);
-      let inside!: () => void;
-      const written = new Promise<void>((resolve) => inside = resolve);
-      const cancelling = a.begin(async (tx) => {
-        await tx`select jobengine.cancel_job(${parent.id}, 'operator')`;
-        inside();
-        await held;
-      });
-      await written;
-      const creating = b`
-        select id from jobengine.create_workflow(
-          ${
-        JSON.stringify([{ ref: "x", type: "child", dependsOn: [parent.id] }])
-      }::text::jsonb, '{}')`;
-      assert.equal(await settlesWithin(creating, 300), false, "the workflow waits for the cancel");
-      release!();
-      await cancelling;
-      const [child] = await creating;
-      const [row] = await a`
-        select status::text, status_reason from jobengine.jobs where id = ${child!.id}`;
-      assert.deepEqual({ ...row }, { status: "cancelled", status_reason: "dependency_cancelled" });
-    } finally {
-      release?.();
-      await a.end();
-      await b.end();
-    }
+  await withRace(async ({ a, b, parent, hold }) => {
+    const cancelling = await hold(
+      a,
+      (tx) => tx`select jobengine.cancel_job(${parent.id}, 'operator')`,
+    );
+    const workflow = JSON.stringify([{ ref: "x", type: "child", dependsOn: [parent.id] }]);
+    const creating = b`select id from jobengine.create_workflow(${workflow}::text::jsonb, '{}')`;
+    assert.equal(await settlesWithin(creating, 300), false, "the workflow waits for the cancel");
+    await cancelling.commit();
+    const [child] = await creating;
+    const [row] = await a`
+      select status::text, status_reason from jobengine.jobs where id = ${child!.id}`;
+    assert.deepEqual({ ...row }, { status: "cancelled", status_reason: "dependency_cancelled" });
   });
 });
