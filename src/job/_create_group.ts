@@ -174,7 +174,7 @@ export class CreateGroup {
         batch.map((w, i) => ({
           ref: String(i),
           type: w.type,
-          payload: w.payload === undefined ? {} : w.payload,
+          payload: w.payload,
           priority: w.options.priority,
           retryPolicy: w.options.retryPolicy,
           maxRetries: w.options.maxRetries,

@@ -187,7 +187,10 @@ export class JobStore {
     return rowToJob(rows[0]!);
   }
 
-  /** Creates a pending job; `created` is false on an idempotent replay. */
+  /**
+   * Creates a pending job; `created` is false on an idempotent replay. A payload left out
+   * (`undefined`) is `{}`, here only; `null` is kept.
+   */
   create(
     type: string,
     payload: unknown = {},
@@ -211,7 +214,7 @@ export class JobStore {
     const rows = await this.#rows(
       `select j.*, j.created_at = now() as _created
          from jobengine.create_job(p_type => $1::text, p_payload => $2::jsonb, p_options => $3::jsonb) j`,
-      [type, json(payload === undefined ? {} : payload), JSON.stringify(opts)],
+      [type, json(payload), JSON.stringify(opts)],
     );
     const row = rows[0]!;
     return { job: rowToJob(row), created: row._created === true };

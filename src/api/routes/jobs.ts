@@ -60,7 +60,7 @@ export function jobRoutes(deps: ApiDeps): Route[] {
       errors: [400, 409, 413, 415, 503],
       handler: async (c, { body, tenantId, actor }) => {
         const { type, payload, ...options } = body!;
-        const { job, created } = await store.create(type, payload === undefined ? {} : payload, {
+        const { job, created } = await store.create(type, payload, {
           ...options,
           tenantId,
           actor,
