@@ -32,6 +32,7 @@ import {
 } from "./config.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { databaseEndpoint } from "./_endpoint.ts";
+import { handlersModuleUrl } from "../worker/load_handlers.ts";
 
 /** Where things are on disk, for the permission flags. */
 export interface LaunchPaths {
@@ -55,13 +56,10 @@ function listenEndpoint(config: Config): string {
  * for a remote or package specifier, or for a file under the project.
  */
 function handlersDir(config: Config, paths: LaunchPaths): string | null {
-  const module = config.handlersModule;
-  if (!module) return null;
-  let file: string;
-  if (module.startsWith("file:")) file = fileURLToPath(module);
-  else if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return null;
-  else file = resolve(paths.cwd, module);
-  const dir = dirname(file);
+  if (!config.handlersModule) return null;
+  const url = handlersModuleUrl(config.handlersModule, paths.cwd);
+  if (!url.startsWith("file:")) return null;
+  const dir = dirname(fileURLToPath(url));
   const inside = (root: string) =>
     dir === root || dir.startsWith(root.endsWith(sep) ? root : root + sep);
   return inside(paths.projectDir) ? null : dir;

@@ -17,11 +17,20 @@ export class HandlersModuleError extends Error {
   }
 }
 
-/** Imports `path` (a URL, or a file path resolved against `cwd`) and returns its handlers. */
-export async function loadHandlers(path: string, cwd = "."): Promise<JobHandlers> {
-  const url = /^[a-z][a-z0-9+.-]*:/i.test(path) && !/^[a-z]:[\\/]/i.test(path)
+/**
+ * The URL a handlers module is imported from: `path` itself when it is a URL (`file:`,
+ * `https:`, `npm:`, ...), else the file path resolved against `cwd` (a Windows drive letter is
+ * a path, not a scheme).
+ */
+export function handlersModuleUrl(path: string, cwd = "."): string {
+  return /^[a-z][a-z0-9+.-]*:/i.test(path) && !/^[a-z]:[\\/]/i.test(path)
     ? path
     : pathToFileURL(resolve(cwd, path)).href;
+}
+
+/** Imports `path` (a URL, or a file path resolved against `cwd`) and returns its handlers. */
+export async function loadHandlers(path: string, cwd = "."): Promise<JobHandlers> {
+  const url = handlersModuleUrl(path, cwd);
   let module: Record<string, unknown>;
   try {
     module = await import(url);
