@@ -274,6 +274,8 @@ export async function main(): Promise<number> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, base: { service: "jobengine" } });
+  // run by the launcher (launch.ts), which can start it again sealed and holds its stdin
+  const launched = Deno.env.get(LAUNCHED_ENV) === "1";
 
   let signalled!: (signal: string) => void;
   const signal = new Promise<string>((resolve) => signalled = resolve);
@@ -304,9 +306,7 @@ export async function main(): Promise<number> {
 
   let engine: Engine;
   try {
-    engine = await startEngine(config, logger, {
-      relaunchWhenSealed: Deno.env.get(LAUNCHED_ENV) === "1",
-    });
+    engine = await startEngine(config, logger, { relaunchWhenSealed: launched });
   } catch (error) {
     if (error instanceof SealedRelaunchRequired) {
       logger.info("The database is sealed: handing back to the launcher to start sealed");
@@ -315,7 +315,7 @@ export async function main(): Promise<number> {
     logger.error("Start-up failed", { error });
     return 1;
   }
-  if (Deno.env.get(LAUNCHED_ENV) === "1") void watchLauncher(() => signalled("launcher gone"));
+  if (launched) void watchLauncher(() => signalled("launcher gone"));
   const name = await signal;
   logger.info("Shutting down", { signal: name, drainMs: config.drainMs });
   await engine.stop();
