@@ -157,13 +157,9 @@ function unwrap(schema: SchemaNode): SchemaNode {
  * valibot's object schemas accept an array and read its (absent) named keys, so `[]` would
  * pass as `{}`; JSON bodies are checked with this first.
  */
-function arrayForObject(schema: SchemaNode, value: unknown, path: string): string | null {
+function arrayForObject(wrapped: SchemaNode, value: unknown, path: string): string | null {
+  const schema = unwrap(wrapped);
   switch (schema.type) {
-    case "optional":
-    case "nullable":
-    case "nullish":
-    case "exact_optional":
-      return schema.wrapped ? arrayForObject(schema.wrapped, value, path) : null;
     case "array":
       if (!Array.isArray(value) || !schema.item) return null;
       for (const [index, element] of value.entries()) {
