@@ -111,21 +111,42 @@ Deno.test("postgres: a pool query chosen as a deadlock's victim is sent again an
       create table t (id int primary key);
       insert into t values (1), (2);
       create sequence attempts;
-      -- locks row a, then row b; its short deadlock_timeout makes it the one PostgreSQL aborts
+      -- Locks row a, waits (first attempt only) until another session waits for a lock, then
+      -- locks row b. Its short deadlock_timeout makes it the session PostgreSQL aborts.
       create function lock_two(a int, b int) returns bigint language plpgsql
         set deadlock_timeout = '50ms' as $$
       begin
         perform nextval('attempts');
         perform from t where id = a for update;
-        perform pg_sleep(0.3);
+        if currval('attempts') = 1 then
+          -- pg_stat_activity is read once per transaction unless the snapshot is cleared
+          while not exists (select from pg_stat_activity
+                            where datname = current_database() and wait_event_type = 'Lock') loop
+            perform pg_sleep(0.01);
+            perform pg_stat_clear_snapshot();
+          end loop;
+        end if;
         perform from t where id = b for update;
         return currval('attempts');
       end $$`);
+    // The order is forced, not timed: `other` holds row 2, lock_two takes row 1, `other` waits
+    // for row 1, then lock_two asks for row 2 and is the one whose deadlock check fires first.
+    let holdsRowTwo!: () => void;
+    const rowTwoHeld = new Promise<void>((resolve) => holdsRowTwo = resolve);
     const opposite = other.transaction(async (tx) => {
+      await tx.query("set local deadlock_timeout = '10s'");
       await tx.query("select from t where id = 2 for update");
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      holdsRowTwo();
+      // until lock_two holds row 1 and sleeps in its loop
+      while (
+        !(await tx.query<{ sleeping: boolean }>(
+          `select pg_stat_clear_snapshot(), exists (select from pg_stat_activity
+             where datname = current_database() and wait_event = 'PgSleep') as sleeping`,
+        ))[0]!.sleeping
+      ) await new Promise((resolve) => setTimeout(resolve, 10));
       await tx.query("select from t where id = 1 for update"); // waits for lock_two's row 1
     });
+    await rowTwoHeld;
     const [row] = await db.query<{ attempt: number }>("select lock_two(1, 2) as attempt");
     // the first attempt deadlocked and was rolled back; the second waited for `opposite`
     equal(Number(row!.attempt), 2);
