@@ -110,9 +110,9 @@ const NEVER_SENT_RETRIES = 2;
 
 /**
  * A statement PostgreSQL chose as a deadlock's victim (`40P01`) was rolled back whole; a pool
- * query (its own transaction) that ends so is sent again, up to this many times. Creating a job
- * that depends on several others locks them in id order while a completion batch may lock some
- * of them in another (docs/state_machine.md).
+ * query (its own transaction) that ends so is sent again, up to this many times. Creates and
+ * completion batches lock jobs in id order, but two batches can still count down shared
+ * dependents in opposite orders (docs/state_machine.md).
  */
 const DEADLOCK_RETRIES = 2;
 

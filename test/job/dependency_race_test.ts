@@ -140,3 +140,34 @@ Deno.test("a workflow naming an existing job whose cancellation is uncommitted i
     assert.deepEqual({ ...row }, { status: "cancelled", status_reason: "dependency_cancelled" });
   });
 });
+
+Deno.test("a completion batch takes its jobs in id order, so a create that depends on two of them cannot deadlock with it", async () => {
+  await withRace(async ({ a, b, parent }) => {
+    const [low, high] = [parent, await claimed(a)].sort((x, y) => x.id < y.id ? -1 : 1);
+    // a heartbeat writes a new version of `low` after `high`'s: a scan in table order meets
+    // `high` first
+    await a`select jobengine.heartbeat_job(${low!.id}, ${low!.lease}, 60)`;
+    let completing!: Promise<unknown[]>;
+    await b.begin(async (tx) => {
+      // create_job's first step for dependsOn [low, high]: the lower id FOR SHARE
+      await tx`select from jobengine.jobs where id = ${low!.id} for share`;
+      // the batch names them highest first; it must still wait on `low` before touching `high`
+      completing = a`
+        select id from jobengine.complete_jobs(
+          ${[high!.id, low!.id]}::uuid[], ${[high!.lease, low!.lease]}::uuid[],
+          array['{}', '{}']::jsonb[])`.then((rows) => [...rows]);
+      while (
+        !(await tx`
+          select pg_stat_clear_snapshot(), exists (select from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock') as waiting`)[0]!
+          .waiting
+      ) await new Promise((resolve) => setTimeout(resolve, 10));
+      // create_job's second step: had the batch taken `high` first, this would deadlock
+      await tx`select from jobengine.jobs where id = ${high!.id} for share`;
+    });
+    assert.equal((await completing).length, 2, "both complete once the create commits");
+    const rows = await a`
+      select status::text from jobengine.jobs where id in (${low!.id}, ${high!.id})`;
+    assert.deepEqual(rows.map((r) => r.status), ["completed", "completed"]);
+  });
+});
