@@ -41,6 +41,19 @@ begin
 end;
 $$;
 
+-- Marks the rest of the transaction (until called with false) as the engine writing rows that
+-- only it may write: dependency edges (create_job, create_workflow) and events outside the jobs
+-- triggers (job.blocked from schedule_ready, sealed.egress_blocked). The INSERT guards on
+-- job_dependencies and timeline_events let those through; a plain INSERT is refused (JE008).
+create or replace function jobengine._engine_write(p_on boolean)
+returns void
+language plpgsql
+as $$
+begin
+  perform pg_catalog.set_config('jobengine.engine_write', case when p_on then 'on' else '' end, true);
+end;
+$$;
+
 -- Raises JE009 with a message and the offending field.
 create or replace function jobengine._invalid_argument(p_field text, p_message text)
 returns void

@@ -321,6 +321,7 @@ declare
   v_count integer;
 begin
   if v_sealed then
+    perform jobengine._engine_write(true);
     with blocked as (
       update jobengine.jobs j
          set blocked_reason = 'sealed_mode', updated_at = pg_catalog.now()
@@ -336,6 +337,7 @@ begin
       returning sequence
     )
     select max(e.sequence) into v_count from e;
+    perform jobengine._engine_write(false);
     if v_count is not null then
       perform jobengine._notify('jobengine_events', v_count::text);
     end if;
@@ -635,6 +637,40 @@ create or replace trigger _100_generated_only
   before insert or update or delete or truncate on jobengine.job_transitions
   for each statement execute function jobengine.tg_job_transitions__generated_only();
 
+-- BEFORE INSERT (statement) on job_dependencies and timeline_events: only the engine writes
+-- them: the jobs triggers (events; trigger depth 2 here) and the functions that mark their
+-- writes with _engine_write (edges, job.blocked, sealed.egress_blocked). A forged edge would
+-- hold a dependent back or form a cycle; a forged event would tell listeners of a transition
+-- that never happened.
+create or replace function jobengine.tg__engine_writes_only()
+returns trigger
+language plpgsql
+as $$
+begin
+  if pg_catalog.pg_trigger_depth() < 2
+     and pg_catalog.current_setting('jobengine.engine_write', true) is distinct from 'on' then
+    raise exception using
+      errcode = 'JE008',
+      message = format('INSERT on jobengine.%s is refused: %s', tg_table_name,
+        case when tg_table_name = 'job_dependencies'
+             then 'dependencies are written by create_job and create_workflow'
+             else 'events are written by the engine''s triggers and functions' end),
+      detail = pg_catalog.json_build_object('table', tg_table_name, 'operation', 'INSERT')::text;
+  end if;
+  return null;
+end;
+$$;
+
+create or replace trigger _100_engine_writes_only
+  before insert on jobengine.job_dependencies
+  for each statement execute function jobengine.tg__engine_writes_only();
+create or replace trigger _100_append_only
+  before update or delete on jobengine.job_dependencies
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_no_truncate
+  before truncate on jobengine.job_dependencies
+  for each statement execute function jobengine.tg__append_only();
+
 create or replace trigger _100_append_only
   before update or delete on jobengine.job_history
   for each statement execute function jobengine.tg__append_only();
@@ -661,6 +697,8 @@ begin
                    'for each statement execute function jobengine.tg__append_only()', v_table);
     execute format('create or replace trigger _100_no_truncate before truncate on %s '
                    'for each statement execute function jobengine.tg__append_only()', v_table);
+    execute format('create or replace trigger _100_engine_writes_only before insert on %s '
+                   'for each statement execute function jobengine.tg__engine_writes_only()', v_table);
   end loop;
 end;
 $$;

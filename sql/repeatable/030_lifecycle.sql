@@ -204,8 +204,10 @@ begin
   end if;
 
   if pg_catalog.cardinality(v_deps) > 0 then
+    perform jobengine._engine_write(true);
     insert into jobengine.job_dependencies (job_id, depends_on_id)
     select v_job.id, d from pg_catalog.unnest(v_deps) d;
+    perform jobengine._engine_write(false);
     if v_pending > 0 then
       perform jobengine._cancel_if_dependency_dead(v_job.id, v_deps);
       select * into v_job from jobengine.jobs j where j.id = v_job.id;
@@ -486,11 +488,13 @@ begin
    order by w.idx;
   perform jobengine._set_context(null, null);
 
+  perform jobengine._engine_write(true);
   insert into jobengine.job_dependencies (job_id, depends_on_id)
   select distinct w.id, coalesce(r.id, e.dependency_id)
     from _je_workflow_edge e
     join _je_workflow w on w.idx = e.dependent
     left join _je_workflow r on r.ref = e.dependency_ref;
+  perform jobengine._engine_write(false);
 
   -- dependencies on existing jobs that already ended cancelled or terminally failed
   perform jobengine._cancel_if_dependency_dead(w.id, array[e.dependency_id])
@@ -823,6 +827,12 @@ begin
   if not found then
     perform jobengine._not_found(p_id);
   end if;
+  -- the cascade's reasons: dependents of a job cancelled with dependency_failed would be cancelled
+  -- as if something upstream had failed
+  if p_reason in ('dependency_failed', 'dependency_cancelled') then
+    perform jobengine._invalid_argument('reason',
+      format('%s is set by the engine when a dependency ends; give another reason', p_reason));
+  end if;
   perform jobengine._set_context(coalesce(p_reason, 'cancelled'), p_actor);
   -- the transition trigger refuses completed, failed and cancelled jobs (JE001)
   update jobengine.jobs j set status = 'cancelled' where j.id = p_id returning * into v_job;
@@ -916,11 +926,13 @@ begin
     select coalesce(j.tenant_id, p_tenant), j.correlation_id into v_tenant, v_correlation
       from (select) one left join jobengine.jobs j on j.id = p_job_id;
   end if;
+  perform jobengine._engine_write(true);
   insert into jobengine.timeline_events (type, tenant_id, subject_kind, subject_id, correlation_id, actor, data)
   values ('sealed.egress_blocked', coalesce(v_tenant, 'default'), case when p_job_id is null then 'system' else 'job' end,
           p_job_id, v_correlation, coalesce(p_actor, 'network_guard'),
           pg_catalog.jsonb_build_object('host', p_host, 'port', p_port, 'api', p_api))
   returning * into v_event;
+  perform jobengine._engine_write(false);
   perform jobengine._notify('jobengine_events', v_event.sequence::text);
   return v_event;
 end;

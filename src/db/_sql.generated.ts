@@ -298,7 +298,7 @@ delete from jobengine.schema_migrations where kind = 'repeatable';
   {
     name: "000_core.sql",
     kind: "repeatable",
-    checksum: "7d9658da408928730a9ea10cfc88adc15bbf244dabba142b321025c0bcde5fa9",
+    checksum: "bd9e9517189aee194106d594eb8b3c3fa043d98a52417468b5680e0659829759",
     sql: `-- Core helpers: transition context, sealed mode settings, retry policy.
 -- Repeatable: re-applied whenever this file changes. Every function is \`create or replace\`.
 --
@@ -339,6 +339,19 @@ language plpgsql
 as $$
 begin
   perform pg_catalog.set_config('jobengine.bookkeeping', case when p_on then 'on' else '' end, true);
+end;
+$$;
+
+-- Marks the rest of the transaction (until called with false) as the engine writing rows that
+-- only it may write: dependency edges (create_job, create_workflow) and events outside the jobs
+-- triggers (job.blocked from schedule_ready, sealed.egress_blocked). The INSERT guards on
+-- job_dependencies and timeline_events let those through; a plain INSERT is refused (JE008).
+create or replace function jobengine._engine_write(p_on boolean)
+returns void
+language plpgsql
+as $$
+begin
+  perform pg_catalog.set_config('jobengine.engine_write', case when p_on then 'on' else '' end, true);
 end;
 $$;
 
@@ -587,7 +600,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "baf3789b5aa0934bc4bc6e8fa65047f610719f527bd87e9cb9176b56664d0905",
+    checksum: "28228ed5da136ff6aa6f06f8a259141e6e8925b6aff1b51c52786ab168f2cc74",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -911,6 +924,7 @@ declare
   v_count integer;
 begin
   if v_sealed then
+    perform jobengine._engine_write(true);
     with blocked as (
       update jobengine.jobs j
          set blocked_reason = 'sealed_mode', updated_at = pg_catalog.now()
@@ -926,6 +940,7 @@ begin
       returning sequence
     )
     select max(e.sequence) into v_count from e;
+    perform jobengine._engine_write(false);
     if v_count is not null then
       perform jobengine._notify('jobengine_events', v_count::text);
     end if;
@@ -1225,6 +1240,40 @@ create or replace trigger _100_generated_only
   before insert or update or delete or truncate on jobengine.job_transitions
   for each statement execute function jobengine.tg_job_transitions__generated_only();
 
+-- BEFORE INSERT (statement) on job_dependencies and timeline_events: only the engine writes
+-- them: the jobs triggers (events; trigger depth 2 here) and the functions that mark their
+-- writes with _engine_write (edges, job.blocked, sealed.egress_blocked). A forged edge would
+-- hold a dependent back or form a cycle; a forged event would tell listeners of a transition
+-- that never happened.
+create or replace function jobengine.tg__engine_writes_only()
+returns trigger
+language plpgsql
+as $$
+begin
+  if pg_catalog.pg_trigger_depth() < 2
+     and pg_catalog.current_setting('jobengine.engine_write', true) is distinct from 'on' then
+    raise exception using
+      errcode = 'JE008',
+      message = format('INSERT on jobengine.%s is refused: %s', tg_table_name,
+        case when tg_table_name = 'job_dependencies'
+             then 'dependencies are written by create_job and create_workflow'
+             else 'events are written by the engine''s triggers and functions' end),
+      detail = pg_catalog.json_build_object('table', tg_table_name, 'operation', 'INSERT')::text;
+  end if;
+  return null;
+end;
+$$;
+
+create or replace trigger _100_engine_writes_only
+  before insert on jobengine.job_dependencies
+  for each statement execute function jobengine.tg__engine_writes_only();
+create or replace trigger _100_append_only
+  before update or delete on jobengine.job_dependencies
+  for each statement execute function jobengine.tg__append_only();
+create or replace trigger _100_no_truncate
+  before truncate on jobengine.job_dependencies
+  for each statement execute function jobengine.tg__append_only();
+
 create or replace trigger _100_append_only
   before update or delete on jobengine.job_history
   for each statement execute function jobengine.tg__append_only();
@@ -1251,6 +1300,8 @@ begin
                    'for each statement execute function jobengine.tg__append_only()', v_table);
     execute format('create or replace trigger _100_no_truncate before truncate on %s '
                    'for each statement execute function jobengine.tg__append_only()', v_table);
+    execute format('create or replace trigger _100_engine_writes_only before insert on %s '
+                   'for each statement execute function jobengine.tg__engine_writes_only()', v_table);
   end loop;
 end;
 $$;
@@ -1259,7 +1310,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "8687b3a22983e3aa5de00f9989148a81f66b23f9576fb85989f7380a15c509cc",
+    checksum: "c5f01e2e4e55c463a8728eece67e2f10deb0fe9323df324509f37b75fc100c10",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1466,8 +1517,10 @@ begin
   end if;
 
   if pg_catalog.cardinality(v_deps) > 0 then
+    perform jobengine._engine_write(true);
     insert into jobengine.job_dependencies (job_id, depends_on_id)
     select v_job.id, d from pg_catalog.unnest(v_deps) d;
+    perform jobengine._engine_write(false);
     if v_pending > 0 then
       perform jobengine._cancel_if_dependency_dead(v_job.id, v_deps);
       select * into v_job from jobengine.jobs j where j.id = v_job.id;
@@ -1748,11 +1801,13 @@ begin
    order by w.idx;
   perform jobengine._set_context(null, null);
 
+  perform jobengine._engine_write(true);
   insert into jobengine.job_dependencies (job_id, depends_on_id)
   select distinct w.id, coalesce(r.id, e.dependency_id)
     from _je_workflow_edge e
     join _je_workflow w on w.idx = e.dependent
     left join _je_workflow r on r.ref = e.dependency_ref;
+  perform jobengine._engine_write(false);
 
   -- dependencies on existing jobs that already ended cancelled or terminally failed
   perform jobengine._cancel_if_dependency_dead(w.id, array[e.dependency_id])
@@ -2085,6 +2140,12 @@ begin
   if not found then
     perform jobengine._not_found(p_id);
   end if;
+  -- the cascade's reasons: dependents of a job cancelled with dependency_failed would be cancelled
+  -- as if something upstream had failed
+  if p_reason in ('dependency_failed', 'dependency_cancelled') then
+    perform jobengine._invalid_argument('reason',
+      format('%s is set by the engine when a dependency ends; give another reason', p_reason));
+  end if;
   perform jobengine._set_context(coalesce(p_reason, 'cancelled'), p_actor);
   -- the transition trigger refuses completed, failed and cancelled jobs (JE001)
   update jobengine.jobs j set status = 'cancelled' where j.id = p_id returning * into v_job;
@@ -2178,11 +2239,13 @@ begin
     select coalesce(j.tenant_id, p_tenant), j.correlation_id into v_tenant, v_correlation
       from (select) one left join jobengine.jobs j on j.id = p_job_id;
   end if;
+  perform jobengine._engine_write(true);
   insert into jobengine.timeline_events (type, tenant_id, subject_kind, subject_id, correlation_id, actor, data)
   values ('sealed.egress_blocked', coalesce(v_tenant, 'default'), case when p_job_id is null then 'system' else 'job' end,
           p_job_id, v_correlation, coalesce(p_actor, 'network_guard'),
           pg_catalog.jsonb_build_object('host', p_host, 'port', p_port, 'api', p_api))
   returning * into v_event;
+  perform jobengine._engine_write(false);
   perform jobengine._notify('jobengine_events', v_event.sequence::text);
   return v_event;
 end;

@@ -190,6 +190,31 @@ const CASES: AbuseCase[] = [
        commit;`,
     sqlstate: "JE003",
   },
+  // dependency edges: written by create_job and create_workflow only, never changed (JE008)
+  {
+    name: "drop a dependency edge (the dependent would wait for good)",
+    sql: (f) => `delete from jobengine.job_dependencies where job_id = '${f.dependent.id}'`,
+    sqlstate: "JE008",
+  },
+  {
+    name: "repoint a dependency edge",
+    sql: (f) =>
+      `update jobengine.job_dependencies set depends_on_id = '${f.completed.id}'
+        where job_id = '${f.dependent.id}'`,
+    sqlstate: "JE008",
+  },
+  {
+    name: "forge a dependency edge (a cycle)",
+    sql: (f) =>
+      `insert into jobengine.job_dependencies (job_id, depends_on_id)
+       select depends_on_id, job_id from jobengine.job_dependencies where job_id = '${f.dependent.id}'`,
+    sqlstate: "JE008",
+  },
+  {
+    name: "truncate job_dependencies",
+    sql: () => `truncate jobengine.job_dependencies`,
+    sqlstate: "JE008",
+  },
   // history: append-only (JE008)
   {
     name: "rewrite history: update job_history",
@@ -247,6 +272,20 @@ const CASES: AbuseCase[] = [
   {
     name: "truncate timeline_events",
     sql: () => `truncate jobengine.timeline_events`,
+    sqlstate: "JE008",
+  },
+  {
+    name: "forge an event",
+    sql: (f) =>
+      `insert into jobengine.timeline_events (type, tenant_id, subject_id, data)
+       values ('job.completed', 'default', '${f.running.id}', '{"forged": true}')`,
+    sqlstate: "JE008",
+  },
+  {
+    name: "forge an event into a partition, reusing a sequence",
+    sql: () =>
+      `insert into jobengine.timeline_events_work (sequence, type, tenant_id, data)
+       select sequence, 'job.completed', 'default', '{}' from jobengine.timeline_events limit 1`,
     sqlstate: "JE008",
   },
   // status and bookkeeping must agree (CHECK constraints)

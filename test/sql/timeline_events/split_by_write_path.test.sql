@@ -5,7 +5,7 @@
 -- table.
 begin;
 \ir ../_helpers.psql
-select plan(14);
+select plan(15);
 
 select jobengine.set_sealed(false);
 create temp table j as select * from jobengine_test.job_in('completed');
@@ -24,7 +24,9 @@ select is(
     where s.prev is not null and s.sequence <= s.prev),
   0::bigint, 'the job''s events keep one strictly increasing sequence across partitions');
 
--- a row without a sequence takes the next value of the global sequence
+-- a row without a sequence takes the next value of the global sequence (written as the engine
+-- writes events outside the jobs triggers: a plain INSERT is refused, below)
+select jobengine._engine_write(true);
 select lives_ok(
   $$ insert into jobengine.timeline_events (type, tenant_id, data) values ('sealed.egress_blocked', 'default', '{"host":"x"}') $$,
   'an event inserted without a sequence gets one');
@@ -37,6 +39,10 @@ select is(
 select throws_ok(
   $$ insert into jobengine.timeline_events (type, tenant_id) values ('job.teleported', 'default') $$,
   '23514', null, 'an unknown type is refused');
+select jobengine._engine_write(false);
+select throws_ok(
+  $$ insert into jobengine.timeline_events (type, tenant_id, data) values ('job.completed', 'default', '{}') $$,
+  'JE008', null, 'a plain INSERT is refused: events are written by the engine');
 
 create temp table before as select * from jobengine.timeline_events;
 select throws_ok($$ update jobengine.timeline_events_intake set actor = 'x' $$, 'JE008', null,
