@@ -224,12 +224,26 @@ function queryObject(c: Context): Record<string, string | string[]> {
   return out;
 }
 
+/**
+ * A header value as UTF-8 text. Header values reach us as bytes, one character per byte
+ * (Latin-1): `tenantü` sent as UTF-8 would otherwise be read as `tenantÃ¼`, another tenant.
+ */
+function headerText(name: string, value: string): string {
+  if (!/[^\p{ASCII}]/u.test(value)) return value;
+  const bytes = Uint8Array.from(value, (ch) => ch.charCodeAt(0) & 0xff);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new RequestValidationError([{ in: "header", path: name, message: "Must be UTF-8" }]);
+  }
+}
+
 function headerObject(c: Context, schema: AnySchema): Record<string, string> {
   const out: Record<string, string> = {};
   const entries = (schema as unknown as { entries?: Record<string, unknown> }).entries ?? {};
   for (const name of Object.keys(entries)) {
     const value = c.req.header(name);
-    if (value !== undefined) out[name] = value;
+    if (value !== undefined) out[name] = headerText(name, value);
   }
   return out;
 }
@@ -389,6 +403,15 @@ export async function readJsonBody(request: Request, limit: number): Promise<Bod
       message: `Malformed JSON: ${reason}`,
     }]);
   }
+  const inexact = inexactNumber(text);
+  if (inexact !== null) {
+    throw new RequestValidationError([{
+      in: "body",
+      path: "",
+      message: `The number ${inexact} cannot be kept exactly (JSON numbers are read as ` +
+        "64-bit floating point); send it as a string",
+    }]);
+  }
   if (depthExceeds(value, MAX_JSON_DEPTH)) {
     throw new RequestValidationError([{
       in: "body",
@@ -397,4 +420,42 @@ export async function readJsonBody(request: Request, limit: number): Promise<Bod
     }]);
   }
   return { present: true, value };
+}
+
+/** `digits` and a power of ten: the decimal a JSON number's text denotes, for comparison. */
+function decimalOf(text: string): string | null {
+  const match = /^-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!match) return null;
+  const fraction = match[2] ?? "";
+  let digits = (match[1]! + fraction).replace(/^0+/, "");
+  let exponent = Number(match[3] ?? 0) - fraction.length;
+  const trimmed = digits.replace(/0+$/, "");
+  exponent += digits.length - trimmed.length;
+  digits = trimmed;
+  if (digits === "") return "0";
+  return `${text.startsWith("-") ? "-" : ""}${digits}e${exponent}`;
+}
+
+/**
+ * The first number in a JSON text that JavaScript cannot hold exactly (an integer beyond 2^53,
+ * more significant digits than a double keeps, out of range), or null. Such a value would be
+ * stored altered (12345678901234567890 as 12345678901234567000, 1e400 as null), so it is refused.
+ * Only texts with a long digit run or a large exponent are parsed again to look.
+ */
+function inexactNumber(text: string): string | null {
+  if (!/\d{16}|[eE][+-]?\d{3}/.test(text)) return null;
+  let found: string | null = null;
+  JSON.parse(
+    text,
+    function (this: unknown, _key: string, value: unknown, context?: { source?: string }) {
+      if (found === null && typeof value === "number" && typeof context?.source === "string") {
+        const source = context.source;
+        if (!Number.isFinite(value) || decimalOf(source) !== decimalOf(String(value))) {
+          found = source;
+        }
+      }
+      return value;
+    },
+  );
+  return found;
 }

@@ -41,6 +41,13 @@ const CONFIG: ConversionConfig = {
   errorMode: "ignore",
   definitions: COMPONENTS,
   overrideRef: ({ referenceId }) => `#/components/schemas/${referenceId}`,
+  // schemas.ts text(): its length check counts code points, its metadata carries the bound
+  overrideAction: ({ valibotAction, jsonSchema }) => {
+    const maxLength = valibotAction.type === "metadata"
+      ? (valibotAction as { metadata?: { maxLength?: unknown } }).metadata?.maxLength
+      : undefined;
+    return typeof maxLength === "number" ? { ...jsonSchema, maxLength } : undefined;
+  },
 };
 
 const ERROR_TITLES: Readonly<Record<number, string>> = {

@@ -41,12 +41,24 @@ export const JobId = v.pipe(
   v.description("Job id (UUID)"),
 );
 
-/** A non-empty string of at most `max` characters. */
+/** Unicode code points in `value`: what PostgreSQL's `char_length` and JSON Schema's `maxLength` count. */
+function codePoints(value: string): number {
+  let count = 0;
+  for (const _ of value) count++;
+  return count;
+}
+
+/**
+ * A non-empty string of at most `max` characters, counted as the database counts them (code
+ * points, not UTF-16 units: `v.maxLength` would refuse 150 emoji the database takes). The
+ * metadata carries `maxLength` into the OpenAPI document (openapi.ts).
+ */
 function text(max: number, description?: string) {
   const base = v.pipe(
     v.string(),
     v.minLength(1, "Must not be empty"),
-    v.maxLength(max, `Must be at most ${max} characters`),
+    v.check((value) => codePoints(value) <= max, `Must be at most ${max} characters`),
+    v.metadata({ maxLength: max }),
   );
   return description ? v.pipe(base, v.description(description)) : base;
 }
@@ -109,10 +121,16 @@ export const RequestHeaders = v.object({
     v.pipe(
       text(200),
       v.regex(/^[^\s].*[^\s]$|^[^\s]$/, "Must not start or end with white space"),
+      v.regex(/^[^\p{Cc}]*$/u, "Must not contain control characters"),
       v.description('Tenant; default "default". A job of another tenant is 404.'),
     ),
   ),
-  "x-actor": v.optional(text(200, "Who is acting (recorded in history and events)")),
+  "x-actor": v.optional(
+    v.pipe(
+      text(200, "Who is acting (recorded in history and events)"),
+      v.regex(/^[^\p{Cc}]*$/u, "Must not contain control characters"),
+    ),
+  ),
 });
 
 /** The validated request headers. */
@@ -283,7 +301,7 @@ function splitList(value: string | string[]): string[] {
 function integerString(min: number, max: number, description: string) {
   return v.pipe(
     v.string(),
-    v.regex(/^\d{1,15}$/, "Must be a whole number"),
+    v.regex(/^\d{1,16}$/, "Must be a whole number"),
     v.description(description),
     v.transform(Number),
     v.number(),

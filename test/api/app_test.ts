@@ -29,6 +29,7 @@ import {
 } from "./_client.ts";
 
 const FAST_RETRY = { initialDelayMs: 0, jitter: 0 };
+const JSON_TYPE = { "content-type": "application/json" };
 
 Deno.test("HTTP lifecycle: create -> schedule -> claim -> complete, with history and timeline", async () => {
   await withApp(async ({ client }) => {
@@ -987,4 +988,92 @@ Deno.test("HTTP lifecycle on the embedded default (PGlite, in memory)", async ()
   } finally {
     await db.close();
   }
+});
+
+Deno.test("HTTP: a number JavaScript cannot hold exactly is 400 and writes nothing; exact spellings are kept", async () => {
+  await withApp(async ({ client, db }) => {
+    const count = async () =>
+      Number((await db.query<{ n: string }>("select count(*) as n from jobengine.jobs"))[0]!.n);
+    for (
+      const raw of [
+        '{"type":"num","payload":{"big":12345678901234567890}}',
+        '{"type":"num","payload":{"inf":1e400}}',
+        '{"type":"num","payload":{"digits":0.12345678901234567890123}}',
+      ]
+    ) {
+      const reply = await client.request("POST", "/api/v1/jobs", { raw, headers: JSON_TYPE });
+      assertProblem(reply, 400, "validation_failed");
+      assert.match(reply.body.issues[0].message, /cannot be kept exactly/);
+    }
+    assert.equal(await count(), 0, "nothing written");
+    const exact = await client.request("POST", "/api/v1/jobs", {
+      headers: JSON_TYPE,
+      raw:
+        '{"type":"num","payload":{"a":9007199254740991,"b":1.50,"c":1E2,"d":-0,"e":1234567890123456e3}}',
+    });
+    assert.equal(exact.status, 201, exact.text);
+    assert.deepEqual(exact.body.payload, {
+      a: 9007199254740991,
+      b: 1.5,
+      c: 100,
+      d: 0,
+      e: 1234567890123456e3,
+    });
+  });
+});
+
+Deno.test("HTTP: X-Tenant-Id and X-Actor are read as UTF-8; invalid UTF-8 and control characters are 400", async () => {
+  await withApp(async ({ client }) => {
+    // what a client sends for "tenantü": its UTF-8 bytes, which reach the server one per character
+    const utf8 = (text: string) => String.fromCharCode(...new TextEncoder().encode(text));
+    const created = await client.post("/api/v1/jobs", { type: "t" }, {
+      "x-tenant-id": utf8("tenantü"),
+      "x-actor": utf8("opérateur"),
+    });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(created.body.tenantId, "tenantü");
+    const read = await client.get(`/api/v1/jobs/${created.body.id}`, {
+      "x-tenant-id": utf8("tenantü"),
+    });
+    assert.equal(read.status, 200);
+    const history = await client.get(`/api/v1/jobs/${created.body.id}/history`, {
+      "x-tenant-id": utf8("tenantü"),
+    });
+    assert.equal(history.body.items[0].actor, "opérateur");
+
+    const latin1 = await client.post("/api/v1/jobs", { type: "t" }, {
+      "x-tenant-id": "tenant\xfc",
+    });
+    assertProblem(latin1, 400, "validation_failed");
+    assert.equal(latin1.body.issues[0].path, "x-tenant-id");
+    const tab = await client.post("/api/v1/jobs", { type: "t" }, { "x-tenant-id": "a\tb" });
+    assertProblem(tab, 400, "validation_failed");
+    const list = await client.get("/api/v1/jobs", { "x-tenant-id": "a\tb" });
+    assertProblem(list, 400, "validation_failed");
+  });
+});
+
+Deno.test("HTTP: the 200-character limits count characters as the database does (code points)", async () => {
+  await withApp(async ({ client }) => {
+    const type = "😀".repeat(150); // 150 characters, 300 UTF-16 units
+    const created = await client.post("/api/v1/jobs", { type });
+    assert.equal(created.status, 201, created.text);
+    const listed = await client.get(`/api/v1/jobs?type=${encodeURIComponent(type)}`);
+    assert.equal(listed.status, 200);
+    assert.equal(listed.body.items.length, 1);
+    const tooLong = await client.post("/api/v1/jobs", { type: "😀".repeat(201) });
+    assertProblem(tooLong, 400, "validation_failed");
+    const doc = await client.get("/api/v1/openapi.json");
+    const body = doc.body.paths["/api/v1/jobs"].post.requestBody.content["application/json"].schema;
+    assert.equal(body.properties.type.maxLength, 200, "the OpenAPI document keeps the bound");
+  });
+});
+
+Deno.test("HTTP /events takes every resume position up to 2^53 - 1 (16 digits), and refuses one above", async () => {
+  await withApp(async ({ client }) => {
+    const max = await client.request("HEAD", `/api/v1/events?after=${Number.MAX_SAFE_INTEGER}`);
+    assert.equal(max.status, 200);
+    const above = await client.get("/api/v1/events?after=9007199254740992");
+    assertProblem(above, 400, "validation_failed");
+  });
 });
