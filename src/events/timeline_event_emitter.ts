@@ -80,6 +80,11 @@ export interface TimelineEventEmitterOptions {
   batchSize?: number;
   /** Where problems are logged (default silent). */
   logger?: Logger;
+  /**
+   * After how long delivery held back behind an open transaction is logged as a warning (and
+   * its end as info), in milliseconds (default 10000).
+   */
+  stallWarnMs?: number;
 }
 
 interface Subscriber {
@@ -99,6 +104,10 @@ interface Subscriber {
 interface Horizon {
   xid: string;
   covers: number;
+  /** When delivery started waiting on it (`Date.now()`). */
+  since: number;
+  /** Whether the wait was logged as a stall. */
+  warned: boolean;
 }
 
 const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -138,6 +147,7 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
 export class TimelineEventEmitter {
   readonly #db: Database;
   readonly #pollIntervalMs: number;
+  readonly #stallWarnMs: number;
   readonly #batchSize: number;
   readonly #logger: Logger;
   readonly #subscribers = new Set<Subscriber>();
@@ -166,6 +176,7 @@ export class TimelineEventEmitter {
   constructor(db: Database, options: TimelineEventEmitterOptions = {}) {
     this.#db = db;
     this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.#stallWarnMs = options.stallWarnMs ?? 10_000;
     this.#batchSize = options.batchSize ?? 500;
     this.#logger = options.logger ?? SILENT;
     this.#ready = new Promise((resolve) => this.#resolveReady = resolve);
@@ -348,6 +359,12 @@ export class TimelineEventEmitter {
       // 1. A pending horizon that has passed settles everything it covers. Checked BEFORE the
       //    read below, so the read sees every sequence <= covers that will ever exist.
       if (this.#horizon && await horizonPassed(this.#db, this.#horizon.xid)) {
+        if (this.#horizon.warned) {
+          this.#logger.info("Timeline events flow again: the open transaction ended", {
+            position: this.#position,
+            waitedMs: Date.now() - this.#horizon.since,
+          });
+        }
         this.#settledThrough = Math.max(this.#settledThrough, this.#horizon.covers);
         this.#horizon = null;
         this.#gapDelayMs = 25;
@@ -382,9 +399,26 @@ export class TimelineEventEmitter {
       // 4. An unsettled gap: take a horizon (once per gap), then re-check soon.
       if (!this.#horizon) {
         const covers = Number(rows.at(-1)!.sequence);
-        this.#horizon = { xid: await takeHorizon(this.#db), covers };
+        this.#horizon = {
+          xid: await takeHorizon(this.#db),
+          covers,
+          since: Date.now(),
+          warned: false,
+        };
         // The holders may all have ended already (a rollback): step 1 checks again at once.
         continue;
+      }
+      if (!this.#horizon.warned && Date.now() - this.#horizon.since >= this.#stallWarnMs) {
+        // Every subscriber waits: an event numbered after the position may still commit, and
+        // delivering past it would lose it. Whatever holds a transaction id open (anywhere in
+        // the cluster) holds the stream back; say so once per wait.
+        this.#horizon.warned = true;
+        this.#logger.warn(
+          "Timeline events are held back: an open transaction may still commit an event " +
+            "numbered after the position (any transaction holding an xid in the cluster delays " +
+            "the stream until it ends)",
+          { position: this.#position, waitingMs: Date.now() - this.#horizon.since },
+        );
       }
       this.#scheduleGapCheck();
       return;

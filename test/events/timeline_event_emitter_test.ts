@@ -328,3 +328,40 @@ Deno.test("TimelineEventEmitter under concurrent writers with rollbacks: every s
     }
   });
 });
+
+Deno.test("TimelineEventEmitter logs once when an open transaction holds the stream back, and again when it flows", async () => {
+  await withStore(async ({ db, store, connect }) => {
+    const other = connect(2);
+    const logged: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
+    const record = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
+      void logged.push({ level, msg, fields });
+    const logger = {
+      debug: record("debug"),
+      info: record("info"),
+      warn: record("warn"),
+      error: record("error"),
+    };
+    const emitter = new TimelineEventEmitter(db, { pollIntervalMs: 100, stallWarnMs: 300, logger });
+    await emitter.start();
+    try {
+      await emitter.ready();
+      const live = collector();
+      emitter.subscribe({}, live.onEvent);
+      const held = openTransaction(other, "held");
+      await held.wrote;
+      await store.create("behind", {});
+      await waitFor("the stall warning", () => logged.some((l) => l.level === "warn"));
+      await sleep(400);
+      const warnings = logged.filter((l) => l.level === "warn");
+      assert.equal(warnings.length, 1, "once per wait");
+      assert.match(warnings[0]!.msg, /held back/);
+      assert.equal(live.events.length, 0, "nothing delivered past the open transaction");
+      await held.finish(true);
+      await waitFor("both events", () => live.events.length >= 2);
+      await waitFor("the all-clear", () => logged.some((l) => /flow again/.test(l.msg)));
+      assert.equal(logged.filter((l) => l.level === "warn").length, 1);
+    } finally {
+      await emitter.stop();
+    }
+  });
+});
