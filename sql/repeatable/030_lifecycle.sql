@@ -145,7 +145,8 @@ begin
     -- notBefore as the instant it names (epoch seconds), so that every way of writing the same
     -- instant is the same request; absent and null both mean "now"
     v_hash := pg_catalog.md5(pg_catalog.jsonb_build_array(p_type, coalesce(p_payload, '{}'::jsonb), v_tenant,
-      coalesce(v_options -> 'priority', '0'), v_deps, v_policy,
+      -- the priority as the integer it is (0.0 and 0 are the same request)
+      pg_catalog.to_jsonb(coalesce((v_options ->> 'priority')::numeric::integer, 0)), v_deps, v_policy,
       case when pg_catalog.jsonb_typeof(v_options -> 'notBefore') = 'string'
         then pg_catalog.to_jsonb(extract(epoch from (v_options ->> 'notBefore')::timestamptz)) end,
       coalesce(v_options -> 'requiresNetwork', 'false'))::text);

@@ -1310,7 +1310,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "c5f01e2e4e55c463a8728eece67e2f10deb0fe9323df324509f37b75fc100c10",
+    checksum: "0dd3cbe27350cb52365f6ea12efdc6b7bfae30eea22af592c3ba5aae4b709bb0",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1458,7 +1458,8 @@ begin
     -- notBefore as the instant it names (epoch seconds), so that every way of writing the same
     -- instant is the same request; absent and null both mean "now"
     v_hash := pg_catalog.md5(pg_catalog.jsonb_build_array(p_type, coalesce(p_payload, '{}'::jsonb), v_tenant,
-      coalesce(v_options -> 'priority', '0'), v_deps, v_policy,
+      -- the priority as the integer it is (0.0 and 0 are the same request)
+      pg_catalog.to_jsonb(coalesce((v_options ->> 'priority')::numeric::integer, 0)), v_deps, v_policy,
       case when pg_catalog.jsonb_typeof(v_options -> 'notBefore') = 'string'
         then pg_catalog.to_jsonb(extract(epoch from (v_options ->> 'notBefore')::timestamptz)) end,
       coalesce(v_options -> 'requiresNetwork', 'false'))::text);

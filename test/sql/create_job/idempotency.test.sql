@@ -3,7 +3,7 @@
 -- are per tenant.
 begin;
 \ir ../_helpers.psql
-select plan(12);
+select plan(14);
 
 create temp table first as select * from jobengine.create_job('mail', '{"to": "x"}',
   '{"idempotencyKey": "key-1", "priority": 3, "retryPolicy": {"maxRetries": 2}}');
@@ -66,6 +66,19 @@ select throws_ok(
 select throws_ok(
   $$ select jobengine.create_job('mail', '{}', '{"idempotencyKey": "key-nb"}') $$,
   'JE006', null, 'same key, notBefore left out (now) against a future instant: JE006'
+);
+
+-- the priority is compared as the integer it is: 0, 0.0 and left out are one request
+create temp table pr as select * from jobengine.create_job('mail', '{}', '{"idempotencyKey": "key-pr"}');
+select is(
+  (select array_agg((jobengine.create_job('mail', '{}', ('{"idempotencyKey": "key-pr", "priority": ' || p || '}')::jsonb)).id)
+     from unnest(array['0', '0.0', '0e3']) p),
+  (select array_fill(id, array[3]) from pr),
+  'priority 0, 0.0 and 0e3 replay a job created without one'
+);
+select throws_ok(
+  $$ select jobengine.create_job('mail', '{}', '{"idempotencyKey": "key-pr", "priority": 1.0}') $$,
+  'JE006', null, 'same key, priority 1.0 against 0: JE006'
 );
 
 select * from finish();
