@@ -225,16 +225,18 @@ function queryObject(c: Context): Record<string, string | string[]> {
 }
 
 /**
- * A header value as UTF-8 text. Header values reach us as bytes, one character per byte
- * (Latin-1): `tenantü` sent as UTF-8 would otherwise be read as `tenantÃ¼`, another tenant.
+ * A header value as text. Header values reach us as bytes, one character per byte (Latin-1).
+ * Clients send non-ASCII text either as UTF-8 (curl, most HTTP libraries: `tenantü` would
+ * otherwise read as `tenantÃ¼`, another tenant) or as Latin-1 (`fetch` with a `ü`): bytes that
+ * are valid UTF-8 are read as UTF-8, anything else as the Latin-1 characters they are.
  */
-function headerText(name: string, value: string): string {
+function headerText(value: string): string {
   if (!/[^\p{ASCII}]/u.test(value)) return value;
   const bytes = Uint8Array.from(value, (ch) => ch.charCodeAt(0) & 0xff);
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new RequestValidationError([{ in: "header", path: name, message: "Must be UTF-8" }]);
+    return value;
   }
 }
 
@@ -243,7 +245,7 @@ function headerObject(c: Context, schema: AnySchema): Record<string, string> {
   const entries = (schema as unknown as { entries?: Record<string, unknown> }).entries ?? {};
   for (const name of Object.keys(entries)) {
     const value = c.req.header(name);
-    if (value !== undefined) out[name] = headerText(name, value);
+    if (value !== undefined) out[name] = headerText(value);
   }
   return out;
 }

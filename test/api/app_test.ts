@@ -1022,7 +1022,7 @@ Deno.test("HTTP: a number JavaScript cannot hold exactly is 400 and writes nothi
   });
 });
 
-Deno.test("HTTP: X-Tenant-Id and X-Actor are read as UTF-8; invalid UTF-8 and control characters are 400", async () => {
+Deno.test("HTTP: X-Tenant-Id and X-Actor are read as UTF-8 (Latin-1 when the bytes are not UTF-8); control characters are 400", async () => {
   await withApp(async ({ client }) => {
     // what a client sends for "tenantü": its UTF-8 bytes, which reach the server one per character
     const utf8 = (text: string) => String.fromCharCode(...new TextEncoder().encode(text));
@@ -1041,11 +1041,12 @@ Deno.test("HTTP: X-Tenant-Id and X-Actor are read as UTF-8; invalid UTF-8 and co
     });
     assert.equal(history.body.items[0].actor, "opérateur");
 
-    const latin1 = await client.post("/api/v1/jobs", { type: "t" }, {
+    // a client that sends the Latin-1 byte (fetch does) names the same tenant
+    const latin1 = await client.get(`/api/v1/jobs/${created.body.id}`, {
       "x-tenant-id": "tenant\xfc",
     });
-    assertProblem(latin1, 400, "validation_failed");
-    assert.equal(latin1.body.issues[0].path, "x-tenant-id");
+    assert.equal(latin1.status, 200);
+    assert.equal(latin1.body.tenantId, "tenantü");
     const tab = await client.post("/api/v1/jobs", { type: "t" }, { "x-tenant-id": "a\tb" });
     assertProblem(tab, 400, "validation_failed");
     const list = await client.get("/api/v1/jobs", { "x-tenant-id": "a\tb" });
