@@ -269,12 +269,13 @@ export const backlog: Scenario = {
       });
 
       // the large backlog finished (history and events in place), then fresh work. Keep time
-      // for what follows: the first settle VACUUMs and checkpoints what the finishing wrote (10-20 s
-      // after a million jobs), then three rounds (45-50 s). With 56 s kept, the 17:27 run of
-      // session 7 ended 19 s past the budget (351 s of the 6 minutes)
+      // for what follows: the first settle VACUUMs and checkpoints what the finishing wrote
+      // (about 15 s after a million jobs, less after fewer), then three rounds (35-50 s). Kept
+      // 56 s: the 17:27 run of session 7 finished 1M and ended at 351 s of the 6 minutes; kept
+      // 75 s: session 8's run finished 330k and ended at 301 s. 65 s: about 800k, about 340 s
       const finishBudget = Math.min(
         sizes.backlogHistorySeconds,
-        Math.max(3, remainingSeconds(ctx) - (ctx.quick ? 4 : 75)),
+        Math.max(3, remainingSeconds(ctx) - (ctx.quick ? 4 : 65)),
       );
       ctx.log(`backlog: finishing the backlog set-based (budget ${finishBudget.toFixed(0)} s)`);
       const done = await large.finish({ budgetSeconds: finishBudget });
