@@ -442,10 +442,11 @@ function decimalOf(text: string): string | null {
  * The first number in a JSON text that JavaScript cannot hold exactly (an integer beyond 2^53,
  * more significant digits than a double keeps, out of range), or null. Such a value would be
  * stored altered (12345678901234567890 as 12345678901234567000, 1e400 as null), so it is refused.
- * Only texts with a long digit run or a large exponent are parsed again to look.
+ * Only texts with 16 digits in a row (a decimal point between them allowed) or a 3-digit
+ * exponent are parsed again to look.
  */
 function inexactNumber(text: string): string | null {
-  if (!/\d{16}|[eE][+-]?\d{3}/.test(text)) return null;
+  if (!/\d(?:\.?\d){15}|[eE][+-]?\d{3}/.test(text)) return null;
   let found: string | null = null;
   JSON.parse(
     text,

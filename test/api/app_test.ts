@@ -999,6 +999,7 @@ Deno.test("HTTP: a number JavaScript cannot hold exactly is 400 and writes nothi
         '{"type":"num","payload":{"big":12345678901234567890}}',
         '{"type":"num","payload":{"inf":1e400}}',
         '{"type":"num","payload":{"digits":0.12345678901234567890123}}',
+        '{"type":"num","payload":{"split":12345678.123456789}}',
       ]
     ) {
       const reply = await client.request("POST", "/api/v1/jobs", { raw, headers: JSON_TYPE });
