@@ -306,6 +306,15 @@ function describeError(error: unknown): JobErrorRecord {
   return errorRecord(String(error), "non_error_thrown");
 }
 
+/**
+ * Text PostgreSQL can store in JSON: a NUL (which `jsonb` refuses) becomes U+FFFD, as does a
+ * lone surrogate (which it cannot read back). An error's text is for people; one such character
+ * must not keep the failure from being recorded.
+ */
+function storableText(text: string): string {
+  return text.replaceAll("\u0000", "\uFFFD").toWellFormed();
+}
+
 /** A `lastError` within the limits of the HTTP API (message 10,000, code 200, stack 100,000). */
 function errorRecord(
   message: string,
@@ -313,8 +322,11 @@ function errorRecord(
   stack?: string,
   details?: Record<string, unknown>,
 ): JobErrorRecord {
-  const record: JobErrorRecord = { message: message.slice(0, 10_000), code: code.slice(0, 200) };
-  if (stack) record.stack = stack.slice(0, 100_000);
+  const record: JobErrorRecord = {
+    message: storableText(message.slice(0, 10_000)),
+    code: storableText(code.slice(0, 200)),
+  };
+  if (stack) record.stack = storableText(stack.slice(0, 100_000));
   if (details) record.details = details;
   return record;
 }
@@ -333,11 +345,61 @@ function egressDenied(error: unknown): EgressDeniedError | null {
   return null;
 }
 
-/** Serializes and parses a result once, as the database will store it (undefined -> null). */
+/**
+ * Serializes and parses a result once, as the database will store it (`undefined` -> null).
+ * Throws for what JSON would silently alter or PostgreSQL refuse: functions and symbols
+ * (dropped), NaN and infinities (null), Map and Set (`{}`), and strings or keys with a NUL or a
+ * lone surrogate (one such value in a batch of completions would make the database refuse the
+ * whole batch).
+ */
 function jsonResult(result: unknown): unknown {
   if (result === undefined) return null;
-  const text = JSON.stringify(result);
+  const text = JSON.stringify(result, function (key: string, value: unknown) {
+    if (!storableString(key)) {
+      throw new TypeError(`key ${JSON.stringify(key)} has a NUL or a lone surrogate`);
+    }
+    switch (typeof value) {
+      case "function":
+      case "symbol":
+        throw new TypeError(`${key ? `"${key}" is` : "it is"} a ${typeof value}`);
+      case "number":
+        if (!Number.isFinite(value)) {
+          throw new TypeError(`${key ? `"${key}" is` : "it is"} ${value}`);
+        }
+        break;
+      case "string":
+        if (!storableString(value)) {
+          throw new TypeError(
+            `${key ? `"${key}" is` : "it is"} a string with a NUL or a lone surrogate`,
+          );
+        }
+        break;
+      case "object":
+        if (value instanceof Map || value instanceof Set) {
+          throw new TypeError(`${key ? `"${key}" is` : "it is"} a ${value.constructor.name}`);
+        }
+    }
+    return value;
+  });
   return text === undefined ? null : JSON.parse(text);
+}
+
+function storableString(text: string): boolean {
+  return !text.includes("\u0000") && text.isWellFormed();
+}
+
+/**
+ * The SQLSTATE of a refusal of the data itself: class 22 (data exception, e.g. a NUL in JSON)
+ * or 54 (a program limit, e.g. a value too large), or the HTTP API's validation_failed.
+ */
+function refusedData(error: unknown): boolean {
+  for (let e = error, depth = 0; e && depth < 4; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === "validation_failed") return true;
+    if (typeof code === "string" && /^(22|54)[0-9A-Z]{3}$/.test(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 class WorkerRuntime implements Worker {
@@ -941,6 +1003,24 @@ class WorkerRuntime implements Worker {
         () => this.#backend.completeMany(batch.map((p) => p.completion)),
       );
     } catch (error) {
+      if (refusedData(error)) {
+        // The database refused something in the batch (jsonResult lets nothing known through):
+        // complete the jobs one by one, so that only the one it refuses fails
+        if (batch.length > 1) {
+          for (const one of batch) await this.#writeCompletions([one]);
+        } else {
+          await this.#fail(
+            batch[0]!.held,
+            errorRecord(
+              `The handler's result could not be stored: ${String(error)}`,
+              "invalid_result",
+              error instanceof Error ? error.stack : undefined,
+            ),
+            true,
+          );
+        }
+        return;
+      }
       // The reaper fails the jobs once their leases lapse, and they run again.
       this.#fault("completing jobs", error, { jobs: batch.length });
       return;

@@ -769,3 +769,122 @@ Deno.test("createWorker({ baseUrl, sealed }): egress fails the job while the wor
     await target.close();
   }
 });
+
+Deno.test("createWorker(): a result JSON would alter or PostgreSQL refuse fails its job alone with invalid_result; the batch's other jobs complete", async () => {
+  await withStore(async ({ store, connect }) => {
+    const release = deferred();
+    const worker = createWorker({
+      db: connect(2),
+      concurrency: 8,
+      handlers: {
+        // all finish together, so their completions go in one batch
+        fine: async () => (await release.promise, { ok: 1 }),
+        nul: async () => (await release.promise, { s: "a\u0000b" }),
+        surrogate: async () => (await release.promise, ["a\ud800b"]),
+        nan: async () => (await release.promise, { n: NaN }),
+        map: async () => (await release.promise, new Map([["a", 1]])),
+        fn: async () => (await release.promise, () => 1),
+      },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const fine = await Promise.all([1, 2, 3].map(() => scheduledJob(store, "fine")));
+      const bad = await Promise.all(
+        ["nul", "surrogate", "nan", "map", "fn"].map((type) =>
+          scheduledJob(store, type, { maxRetries: 0 })
+        ),
+      );
+      await until(() => worker.stats.claimed >= 8, 5000, "all eight claimed");
+      release.resolve();
+      await until(
+        async () =>
+          (await Promise.all([...fine, ...bad].map((id) => store.get(id))))
+            .every((job) => job.terminal),
+        5000,
+        "every job terminal at once (none left running for its lease)",
+      );
+      for (const id of fine) assert.deepEqual((await store.get(id)).result, { ok: 1 });
+      for (const id of bad) {
+        const job = await store.get(id);
+        assert.equal(job.status, "failed", job.type);
+        assert.equal(job.lastError?.code, "invalid_result", job.type);
+      }
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+Deno.test("createWorker(): an error whose text PostgreSQL cannot store (a NUL) is still recorded, made storable", async () => {
+  await withStore(async ({ store, connect }) => {
+    const worker = createWorker({
+      db: connect(2),
+      handlers: { nul: () => Promise.reject(new Error("bad\u0000msg\ud800")) },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const id = await scheduledJob(store, "nul", { maxRetries: 0 });
+      await until(async () => (await store.get(id)).terminal, 5000, "the failure recorded");
+      const job = await store.get(id);
+      assert.equal(job.lastError?.message, "bad\ufffdmsg\ufffd");
+      assert.equal(job.lastError?.code, "Error");
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+Deno.test("createWorker(): a completion batch the database refuses as data is written job by job; only the refused job fails", async () => {
+  await withStore(async ({ store, connect }) => {
+    const db = connect(2);
+    let poisoned = "";
+    // complete_jobs refuses any batch holding the poisoned job, as PostgreSQL refuses a bad value
+    const refusing = new Proxy(db, {
+      get(target, name, receiver) {
+        if (name !== "query") return Reflect.get(target, name, receiver);
+        return (text: string, params?: unknown[]) => {
+          if (text.includes("complete_jobs") && (params?.[0] as string[]).includes(poisoned)) {
+            return Promise.reject(
+              Object.assign(new Error("unsupported Unicode escape sequence"), { code: "22P05" }),
+            );
+          }
+          return target.query(text, params);
+        };
+      },
+    });
+    const release = deferred();
+    const worker = createWorker({
+      db: refusing,
+      concurrency: 4,
+      handlers: { t: async () => (await release.promise, "done") },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      const ids = await Promise.all(
+        [1, 2, 3, 4].map(() => scheduledJob(store, "t", { maxRetries: 0 })),
+      );
+      poisoned = ids[2]!;
+      await until(() => worker.stats.claimed >= 4, 5000, "all four claimed");
+      release.resolve();
+      await until(
+        async () =>
+          (await Promise.all(ids.map((id) => store.get(id)))).every((job) => job.terminal),
+        5000,
+        "all four terminal at once",
+      );
+      const jobs = await Promise.all(ids.map((id) => store.get(id)));
+      assert.deepEqual(jobs.map((job) => job.status), [
+        "completed",
+        "completed",
+        "failed",
+        "completed",
+      ]);
+      assert.equal(jobs[2]!.lastError?.code, "invalid_result");
+    } finally {
+      await worker.stop();
+    }
+  });
+});
