@@ -119,6 +119,7 @@ export function exitCodeFor(error: unknown): number {
   if ((error as { code?: unknown })?.code?.toString().startsWith("ERR_PARSE_ARGS")) {
     return EXIT.usage;
   }
+  if (errorCode(error) === "invalid_data") return EXIT.usage;
   if (error instanceof JobNotFoundError) return EXIT.notFound;
   if (
     error instanceof InvalidTransitionError || error instanceof LeaseMismatchError ||
@@ -138,6 +139,8 @@ export function errorCode(error: unknown): string {
   if ((error as { code?: unknown })?.code?.toString().startsWith("ERR_PARSE_ARGS")) return "usage";
   const sqlState = (error as { code?: unknown })?.code;
   if (sqlState === "3F000" || sqlState === "42P01" || sqlState === "42883") return "not_migrated";
+  // data the database refuses (class 22: a NUL in JSON, a value out of range; 23: a constraint)
+  if (typeof sqlState === "string" && /^2[23][0-9A-Z]{3}$/.test(sqlState)) return "invalid_data";
   return "error";
 }
 

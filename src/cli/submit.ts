@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { inexactNumber } from "../job/exact_json.ts";
 import type { Job } from "../job/job.ts";
 import type { CreateJobOptions, JobStore } from "../job/job_store.ts";
 import { jobLine, palette, progressBar } from "./_format.ts";
@@ -23,11 +24,20 @@ const USAGE = "submit <type> [payload-json | --file f.json|f.ndjson] [--depends-
 
 /** Parses JSON given on the command line or in a file, as a usage error when it is not JSON. */
 export function parseJsonArgument(text: string, where: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     throw new UsageError(`Invalid JSON in ${where}: ${(error as Error).message}`, { cause: error });
   }
+  const inexact = inexactNumber(text);
+  if (inexact !== null) {
+    throw new UsageError(
+      `Invalid JSON in ${where}: the number ${inexact} cannot be kept exactly (JSON numbers ` +
+        "are read as 64-bit floating point); write it as a string",
+    );
+  }
+  return value;
 }
 
 /** Reads a file relative to the working directory; a missing file is a usage error. */

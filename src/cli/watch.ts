@@ -37,6 +37,9 @@ export const watchCommand: Command = {
       );
     }
     const db = await ctx.database();
+    // The emitter retries a failing read for ever (an engine outlives an outage); a command
+    // should say at once that there is nothing to watch: an unmigrated database is exit 5
+    await db.query("select from jobengine.timeline_events limit 1");
     const emitter = new TimelineEventEmitter(db);
     const p = palette(ctx.color);
     let seen = 0;
@@ -53,7 +56,8 @@ export const watchCommand: Command = {
         if (count !== undefined && seen >= count) finish();
       },
     );
-    await emitter.ready();
+    // a signal while the emitter finds its position ends the command too
+    await Promise.race([emitter.ready(), finished]);
     if (!ctx.flags.json && ctx.io.stderrIsTerminal) {
       ctx.io.stderr(
         p.dim(`Watching events after #${after ?? emitter.position} (Ctrl-C to stop)\n`),

@@ -498,6 +498,10 @@ Deno.test("jobengine migrate applies every migration to an empty database, then 
     const notYet = await cli(url.toString(), ["ls"]);
     assert.equal(notYet.code, 5);
     assert.match(notYet.stderr, /run: jobengine migrate/);
+    // watch too (it used to wait for ever on an emitter that retries)
+    const watchNotYet = await cli(url.toString(), ["watch", "--count", "1"]);
+    assert.equal(watchNotYet.code, 5, watchNotYet.stderr);
+    assert.match(watchNotYet.stderr, /run: jobengine migrate/);
     const first = await cliJson<{ database: string; applied: string[]; skipped: number }>(
       url.toString(),
       ["migrate"],
@@ -513,4 +517,24 @@ Deno.test("jobengine migrate applies every migration to an empty database, then 
     await sql.unsafe(`drop database if exists ${name} with (force)`);
     await sql.end();
   }
+});
+
+Deno.test("jobengine submit refuses numbers JSON would alter and values PostgreSQL refuses: exit 1, nothing written", async () => {
+  await withStore(async ({ url, db }) => {
+    const count = async () =>
+      Number((await db.query<{ n: string }>("select count(*) as n from jobengine.jobs"))[0]!.n);
+    for (
+      const payload of ['{"n":12345678901234567890}', '{"x":1e400}', "[1.00000000000000000000001]"]
+    ) {
+      const refused = await cli(url, ["submit", "t", payload]);
+      assert.equal(refused.code, 1, payload);
+      assert.match(refused.stderr, /cannot be kept exactly/);
+    }
+    const nul = await cli(url, ["--json", "submit", "t", '{"a":"x\\u0000y"}']);
+    assert.equal(nul.code, 1, nul.stderr);
+    assert.match(nul.stdout + nul.stderr, /invalid_data/);
+    assert.equal(await count(), 0, "nothing written");
+    const fine = await cli(url, ["submit", "t", '{"n":9007199254740991,"f":1.5}']);
+    assert.equal(fine.code, 0, fine.stderr);
+  });
 });
