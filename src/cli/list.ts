@@ -37,12 +37,13 @@ export const listCommand: Command = {
         `Invalid --status "${bad}": expected pending, scheduled, running, completed, failed or cancelled`,
       );
     }
+    const limit = intOption("limit", values.limit, { min: 1, max: 1000 }) ?? 20;
     const store = await ctx.store();
     const page = await store.list({
       tenantId: ctx.flags.tenant,
       status: status as JobStatus[],
       type: listOption(values.type),
-      limit: intOption("limit", values.limit, { min: 1, max: 1000 }) ?? 20,
+      limit,
       cursor: stringOption(values.cursor) ?? null,
     });
     if (ctx.flags.json) {
@@ -66,6 +67,22 @@ export const listCommand: Command = {
         formatTime(job.updatedAt),
       ]),
     ], p));
-    if (page.nextCursor) ctx.print(p.dim(`More: jobengine ls --cursor ${page.nextCursor}`));
+    if (page.nextCursor) {
+      // the same query, one page on: the filters and the page size go with the cursor
+      const again = [
+        ...(ctx.flags.tenant !== undefined ? [`--tenant ${shellWord(ctx.flags.tenant)}`] : []),
+        "ls",
+        ...(status.length > 0 ? [`--status ${status.join(",")}`] : []),
+        ...listOption(values.type).map((type) => `--type ${shellWord(type)}`),
+        ...(values.limit !== undefined ? [`--limit ${limit}`] : []),
+        `--cursor ${page.nextCursor}`,
+      ];
+      ctx.print(p.dim(`More: jobengine ${again.join(" ")}`));
+    }
   },
 };
+
+/** `word` as one shell word: as is when it is plain, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}

@@ -121,6 +121,10 @@ function createContext(io: CliIo, flags: GlobalFlags): CliContext & { close(): P
   let unlock: (() => Promise<void>) | null = null;
   const open = async (): Promise<Database> => {
     const url = flags.databaseUrl ?? io.env("DATABASE_URL");
+    // the engine's rule (config.ts): anything else is a mistake, not an unreachable server
+    if (url?.trim() && !/^postgres(?:ql)?:\/\//.test(url.trim())) {
+      throw new UsageError("The database URL must be a postgres:// or postgresql:// URL");
+    }
     // the embedded database: one process at a time, or a write made here is lost
     if (!url?.trim() && io.lockDataDir) {
       unlock = await io.lockDataDir(io.env("JOBENGINE_DATA_DIR") || DEFAULT_DATA_DIR);

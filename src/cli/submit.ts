@@ -20,7 +20,8 @@ import {
 } from "./_shared.ts";
 
 const USAGE = "submit <type> [payload-json | --file f.json|f.ndjson] [--depends-on id,...] " +
-  "[--priority n] [--max-retries n] [--requires-network] [--idempotency-key k] [--not-before iso]";
+  "[--priority n] [--max-retries n] [--requires-network] [--idempotency-key k] [--not-before iso] " +
+  "[--correlation-id c] [--progress]";
 
 /** Parses JSON given on the command line or in a file, as a usage error when it is not JSON. */
 export function parseJsonArgument(text: string, where: string): unknown {

@@ -21,7 +21,8 @@ import {
 } from "./_shared.ts";
 
 const USAGE = "worker <module-path> [--concurrency n] [--lease-seconds n] [--drain-ms n] " +
-  "[--base-url url] [--no-scheduler] [--sealed] [--allow host:port,...]";
+  "[--poll-ms n] [--worker-id id] [--base-url url] [--no-scheduler] [--sealed] " +
+  "[--allow host:port,...]";
 
 /** Loads the handlers a module exports; a module that will not load is a usage error. */
 export async function loadHandlers(ctx: CliContext, path: string): Promise<JobHandlers> {

@@ -261,6 +261,10 @@ Deno.test("jobengine exit codes: 1 usage, 2 not found, 4 database unavailable", 
   const down = await cli(`postgres://postgres@127.0.0.1:${port}/nothing`, ["--json", "ls"]);
   assert.equal(down.code, 4, down.stderr);
   assert.equal(JSON.parse(down.stderr).error.code, "database_unavailable");
+  // a URL of another database is a usage error, not an unreachable server
+  const mysql = await cli("mysql://x/db", ["--json", "ls"]);
+  assert.equal(mysql.code, 1, mysql.stderr);
+  assert.match(JSON.parse(mysql.stderr).error.message, /postgres:\/\//);
 });
 
 Deno.test("jobengine workflow creates jobs atomically from a file; a cycle exits 1 and writes nothing", async () => {
@@ -536,5 +540,33 @@ Deno.test("jobengine submit refuses numbers JSON would alter and values PostgreS
     assert.equal(await count(), 0, "nothing written");
     const fine = await cli(url, ["submit", "t", '{"n":9007199254740991,"f":1.5}']);
     assert.equal(fine.code, 0, fine.stderr);
+  });
+});
+
+Deno.test("jobengine ls: the 'More:' line repeats the filters and the page size with the cursor", async () => {
+  await withStore(async ({ url, store }) => {
+    for (let i = 0; i < 3; i++) await store.create("paged", {});
+    await store.create("other", {});
+    const first = await cli(url, ["ls", "--status", "pending", "--type", "paged", "--limit", "2"]);
+    assert.equal(first.code, 0, first.stderr);
+    const more = /More: jobengine (.+)$/m.exec(first.stdout);
+    assert.ok(more, first.stdout);
+    const args = more[1]!.split(" ");
+    assert.deepEqual(args.slice(0, -1), [
+      "ls",
+      "--status",
+      "pending",
+      "--type",
+      "paged",
+      "--limit",
+      "2",
+      "--cursor",
+    ]);
+    const next = await cliJson<{ items: Array<{ type: string }>; nextCursor: string | null }>(
+      url,
+      args,
+    );
+    assert.deepEqual(next.items.map((job) => job.type), ["paged"], "the third paged job only");
+    assert.equal(next.nextCursor, null);
   });
 });
