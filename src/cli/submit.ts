@@ -59,29 +59,47 @@ function isoOption(name: string, value: string | undefined): string | undefined 
   return date.toISOString();
 }
 
-/** Runs `fn` over `items` with at most `limit` at once, in order of start. */
+/**
+ * Runs `fn` over `items`, at most `limit` at once. After a failure no new item starts; the ones
+ * in flight finish; then the failure of the lowest index is thrown, with that index.
+ */
 async function eachLimited<T>(
   items: readonly T[],
   limit: number,
   fn: (item: T, index: number) => Promise<void>,
 ): Promise<void> {
   let next = 0;
+  const failures: { index: number; error: unknown }[] = [];
   async function lane(): Promise<void> {
-    while (next < items.length) {
+    while (failures.length === 0 && next < items.length) {
       const index = next++;
-      await fn(items[index]!, index);
+      try {
+        await fn(items[index]!, index);
+      } catch (error) {
+        failures.push({ index, error });
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failures.length > 0) {
+    const first = failures.reduce((a, b) => (b.index < a.index ? b : a));
+    throw new ItemFailure(first.index, first.error);
+  }
+}
+
+/** The failure of item `index` of an {@linkcode eachLimited} run. */
+class ItemFailure {
+  constructor(readonly index: number, readonly error: unknown) {}
 }
 
 async function submitMany(
   ctx: CliContext,
   store: JobStore,
   type: string,
-  payloads: readonly unknown[],
+  payloads: readonly { line: number; payload: unknown }[],
   options: CreateJobOptions,
   showProgress: boolean,
+  file: string,
 ): Promise<void> {
   const db = await ctx.database();
   const bar = showProgress
@@ -89,12 +107,35 @@ async function submitMany(
     : null;
   const ids: string[] = new Array(payloads.length);
   let done = 0;
-  await eachLimited(payloads, db.kind === "postgres" ? 8 : 1, async (payload, i) => {
-    const key = options.idempotencyKey ? `${options.idempotencyKey}:${i + 1}` : undefined;
-    const { job } = await store.create(type, payload, { ...options, idempotencyKey: key });
-    ids[i] = job.id;
-    bar?.update(++done);
-  });
+  try {
+    await eachLimited(payloads, db.kind === "postgres" ? 8 : 1, async ({ payload }, i) => {
+      const key = options.idempotencyKey ? `${options.idempotencyKey}:${i + 1}` : undefined;
+      const { job } = await store.create(type, payload, { ...options, idempotencyKey: key });
+      ids[i] = job.id;
+      bar?.update(++done);
+    });
+  } catch (failure) {
+    if (!(failure instanceof ItemFailure)) throw failure;
+    bar?.finish(done);
+    // what was written stays: say so, and which ids (stdout with --json), before the error
+    const written = ids.filter((id) => id !== undefined);
+    const line = payloads[failure.index]!.line;
+    if (ctx.flags.json) {
+      ctx.printJson({ submitted: written.length, ids: written, failedLine: line });
+    } else {
+      ctx.io.stderr(
+        `${written.length} of ${payloads.length} jobs were created before ${file} line ${line} ` +
+          `failed, and stay${
+            options.idempotencyKey
+              ? " (run again with the same key: created lines are replayed)"
+              : ""
+          }\n`,
+      );
+    }
+    const error = failure.error;
+    if (error instanceof Error) error.message = `${file} line ${line}: ${error.message}`;
+    throw error;
+  }
   bar?.finish(done);
   if (ctx.flags.json) {
     ctx.printJson({ submitted: ids.length, ids });
@@ -149,11 +190,13 @@ export const submitCommand: Command = {
     if (file !== undefined && /\.ndjson$/i.test(file)) {
       const text = await readTextArgument(ctx, file);
       const payloads = text.split(/\r?\n/).flatMap((line, i) =>
-        line.trim() === "" ? [] : [parseJsonArgument(line, `${file} line ${i + 1}`)]
+        line.trim() === ""
+          ? []
+          : [{ line: i + 1, payload: parseJsonArgument(line, `${file} line ${i + 1}`) }]
       );
       const progress = values.progress === true ||
         (ctx.io.stderrIsTerminal && !ctx.flags.json && payloads.length > 1);
-      await submitMany(ctx, await ctx.store(), type, payloads, options, progress);
+      await submitMany(ctx, await ctx.store(), type, payloads, options, progress, file);
       return;
     }
     const payload = file !== undefined

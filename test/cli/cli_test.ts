@@ -570,3 +570,28 @@ Deno.test("jobengine ls: the 'More:' line repeats the filters and the page size 
     assert.equal(next.nextCursor, null);
   });
 });
+
+Deno.test("jobengine submit --file .ndjson: a refused line stops the rest and the output says which jobs were written", async () => {
+  await withStore(async ({ url, db }) => {
+    const lines = [
+      '{"a":1}',
+      '{"a":"x\\u0000y"}',
+      ...Array.from({ length: 30 }, (_, i) => `{"b":${i}}`),
+    ];
+    const file = await tempFile("bad.ndjson", lines.join("\n") + "\n");
+    const run = await cli(url, ["--json", "submit", "t", "--file", file]);
+    assert.equal(run.code, 1, run.stderr);
+    const partial = JSON.parse(run.stdout) as {
+      submitted: number;
+      ids: string[];
+      failedLine: number;
+    };
+    assert.equal(partial.failedLine, 2);
+    assert.match(JSON.parse(run.stderr).error.message, /bad\.ndjson line 2: /);
+    const rows = await db.query<{ id: string }>("select id from jobengine.jobs order by id");
+    // what the output names is exactly what was written
+    assert.deepEqual(rows.map((r) => r.id).sort(), [...partial.ids].sort());
+    assert.ok(partial.submitted >= 1, "line 1 was written before line 2 failed");
+    assert.equal(partial.submitted, partial.ids.length);
+  });
+});
