@@ -7,6 +7,27 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { withStore } from "../_store.ts";
 
+/**
+ * One session (one plan cache) that collects its LOG notices; `explain()` turns `auto_explain`
+ * on for every statement from then on, nested ones (the triggers') included.
+ */
+function explainedSession(url: string) {
+  const plans: string[] = [];
+  const sql = postgres(url, {
+    max: 1,
+    onnotice: (notice) => {
+      if (notice.severity === "LOG") plans.push(String(notice.message));
+    },
+  });
+  async function explain(): Promise<void> {
+    await sql`load 'auto_explain'`;
+    await sql`set auto_explain.log_min_duration = 0`;
+    await sql`set auto_explain.log_nested_statements = on`;
+    await sql`set client_min_messages = log`;
+  }
+  return { sql, plans, explain };
+}
+
 Deno.test("complete_jobs first called on an empty jobs table still finds its jobs by primary key once the table has grown", async () => {
   await withStore(async ({ url }) => {
     const sql = postgres(url, { max: 1, onnotice: () => {} }); // one session: one plan cache
@@ -47,13 +68,7 @@ Deno.test("complete_jobs first called on an empty jobs table still finds its job
 
 Deno.test("the transition triggers join old and new rows without a nested loop, even after a session's first statement changed one row", async () => {
   await withStore(async ({ url }) => {
-    const plans: string[] = [];
-    const sql = postgres(url, {
-      max: 1, // one session: one plan cache
-      onnotice: (notice) => {
-        if (notice.severity === "LOG") plans.push(String(notice.message));
-      },
-    });
+    const { sql, plans, explain } = explainedSession(url);
     try {
       // first transitions of the session, one row each: the triggers plan their statements now
       const [one] = await sql`select id from jobengine.create_job('plan-one', '{}', '{}')`;
@@ -72,10 +87,7 @@ Deno.test("the transition triggers join old and new rows without a nested loop, 
       await sql`select jobengine.schedule_ready(10)`;
       const [root] = await sql`
         select id, lease_id from jobengine.claim_jobs('w', array['plan-root'], 1, 60)`;
-      await sql`load 'auto_explain'`;
-      await sql`set auto_explain.log_min_duration = 0`;
-      await sql`set auto_explain.log_nested_statements = on`;
-      await sql`set client_min_messages = log`;
+      await explain();
       await sql`select jobengine.complete_job(${root!.id}, ${root!.lease_id}, '{}')`;
       await sql`reset client_min_messages`;
       const [scheduled] = await sql`
@@ -96,13 +108,7 @@ Deno.test("the transition triggers join old and new rows without a nested loop, 
 
 Deno.test("a cancellation cascade down a chain finds each next job through the index, not by hashing job_dependencies per step", async () => {
   await withStore(async ({ url }) => {
-    const plans: string[] = [];
-    const sql = postgres(url, {
-      max: 1,
-      onnotice: (notice) => {
-        if (notice.severity === "LOG") plans.push(String(notice.message));
-      },
-    });
+    const { sql, plans, explain } = explainedSession(url);
     try {
       const chain = JSON.stringify(
         Array.from({ length: 200 }, (_, i) => ({
@@ -113,10 +119,7 @@ Deno.test("a cancellation cascade down a chain finds each next job through the i
       );
       const ids = await sql`
         select id from jobengine.create_workflow(${chain}::text::jsonb, '{}') order by id`;
-      await sql`load 'auto_explain'`;
-      await sql`set auto_explain.log_min_duration = 0`;
-      await sql`set auto_explain.log_nested_statements = on`;
-      await sql`set client_min_messages = log`;
+      await explain();
       await sql`select jobengine.cancel_job(${ids[0]!.id})`;
       await sql`reset client_min_messages`;
       const [left] = await sql`
