@@ -113,13 +113,14 @@ begin
 end;
 $$;
 
--- Sends a NOTIFY unless another open transaction is already sending the same kind.
+-- Sends a NOTIFY unless two other open transactions are already sending the same kind.
 --
 -- Why: PostgreSQL serialises the commits of notifying transactions (PreCommit_Notify takes a
 -- database-wide lock and holds it through the commit's WAL flush), so a NOTIFY in every
--- transaction caps the whole engine at one commit per disk flush. Here at most one open
--- transaction per channel and kind notifies at a time (a non-blocking transaction-level
--- advisory lock); the others commit without notifying and group-commit freely. A listener woken
+-- transaction caps the whole engine at one commit per disk flush. Here at most two open
+-- transactions per channel and kind notify at a time (non-blocking transaction-level advisory
+-- locks, two slots: with one, a transaction that notified and stayed open silenced every other
+-- commit until it ended); the others commit without notifying and group-commit freely. A listener woken
 -- by the one that notified re-checks shortly afterwards (see src/db/wake.ts), which picks up the
 -- transactions that committed just after it; the slow poll remains the last resort, and
 -- nothing is ever lost (listeners read rows, never payloads).
@@ -127,8 +128,13 @@ create or replace function jobengine._notify(p_channel text, p_payload text, p_k
 returns void
 language plpgsql
 as $$
+declare
+  v_key integer := pg_catalog.hashtext(p_channel || '/' || p_kind);
 begin
-  if pg_catalog.pg_try_advisory_xact_lock(1786240973, pg_catalog.hashtext(p_channel || '/' || p_kind)) then
+  -- two slots: one transaction that notified and then stays open (an operator's `begin` in
+  -- psql) cannot silence the others; they take the second
+  if pg_catalog.pg_try_advisory_xact_lock(1786240973, v_key)
+     or pg_catalog.pg_try_advisory_xact_lock(1786240974, v_key) then
     perform pg_catalog.pg_notify(p_channel, p_payload);
   end if;
 end;

@@ -1,8 +1,8 @@
 /**
  * Trailing wake-ups for NOTIFY listeners.
  *
- * `jobengine._notify` lets only one open transaction at a time notify a channel (so NOTIFY never
- * serialises the engine's commits); transactions that committed just after the one that
+ * `jobengine._notify` lets at most two open transactions at a time notify a channel (so NOTIFY
+ * never serialises the engine's commits); transactions that committed just after the ones that
  * notified are not announced. A listener therefore re-checks a few times shortly after each
  * NOTIFY: by then those transactions have committed and their rows are visible. Listeners read
  * rows, never payloads, so an extra check costs one cheap query and can never deliver twice.

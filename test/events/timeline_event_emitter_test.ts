@@ -365,3 +365,28 @@ Deno.test("TimelineEventEmitter logs once when an open transaction holds the str
     }
   });
 });
+
+Deno.test("pg_notify('jobengine_events') still follows a commit while another transaction that notified stays open", async () => {
+  await withStore(async ({ db, store, connect }) => {
+    const got: string[] = [];
+    const unlisten = await db.listen("jobengine_events", (payload) => got.push(payload));
+    // an operator's open transaction that wrote an event (and so took a notify slot)
+    const held = openTransaction(connect(2), "held-open");
+    try {
+      await held.wrote;
+      const { job } = await store.create("committed", {});
+      const [row] = await db.query<{ sequence: number }>(
+        `select sequence from jobengine.timeline_events where subject_id = $1::uuid`,
+        [job.id],
+      );
+      await waitFor(
+        "a NOTIFY for the committed event",
+        () => got.some((payload) => Number(payload) >= Number(row!.sequence)),
+        5_000,
+      );
+    } finally {
+      await held.finish(false);
+      await unlisten();
+    }
+  });
+});
