@@ -297,3 +297,12 @@ export function fromDatabaseError(error: unknown): unknown {
   }
   return error;
 }
+
+/**
+ * A raw database error of SQLSTATE class 22 (data exception, e.g. a NUL in JSON) or 23
+ * (integrity violation): the data itself was refused, so the caller's input is at fault.
+ */
+export function isClientDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^2[23][0-9A-Z]{3}$/.test(code);
+}

@@ -31,6 +31,7 @@ import {
   InvalidArgumentError,
   InvalidDependencyError,
   InvalidTransitionError,
+  isClientDataError,
   JobEngineError,
   JobNotFoundError,
   LeaseMismatchError,
@@ -181,12 +182,6 @@ export function problemResponse(
     status,
     headers: { "content-type": PROBLEM_CONTENT_TYPE, ...options.headers },
   });
-}
-
-/** A raw database error of SQLSTATE class 22 (data exception) or 23 (integrity violation). */
-function isClientDataError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^2[23][0-9A-Z]{3}$/.test(code);
 }
 
 /** Maps an error to `[status, code, detail, extras, headers]`, or null for a 500. */

@@ -15,6 +15,7 @@ import {
   InvalidArgumentError,
   InvalidDependencyError,
   InvalidTransitionError,
+  isClientDataError,
   JobEngineError,
   JobNotFoundError,
   LeaseMismatchError,
@@ -139,8 +140,7 @@ export function errorCode(error: unknown): string {
   if ((error as { code?: unknown })?.code?.toString().startsWith("ERR_PARSE_ARGS")) return "usage";
   const sqlState = (error as { code?: unknown })?.code;
   if (sqlState === "3F000" || sqlState === "42P01" || sqlState === "42883") return "not_migrated";
-  // data the database refuses (class 22: a NUL in JSON, a value out of range; 23: a constraint)
-  if (typeof sqlState === "string" && /^2[23][0-9A-Z]{3}$/.test(sqlState)) return "invalid_data";
+  if (isClientDataError(error)) return "invalid_data";
   return "error";
 }
 
