@@ -358,27 +358,16 @@ function jsonResult(result: unknown): unknown {
     if (!storableString(key)) {
       throw new TypeError(`key ${JSON.stringify(key)} has a NUL or a lone surrogate`);
     }
-    switch (typeof value) {
-      case "function":
-      case "symbol":
-        throw new TypeError(`${key ? `"${key}" is` : "it is"} a ${typeof value}`);
-      case "number":
-        if (!Number.isFinite(value)) {
-          throw new TypeError(`${key ? `"${key}" is` : "it is"} ${value}`);
-        }
-        break;
-      case "string":
-        if (!storableString(value)) {
-          throw new TypeError(
-            `${key ? `"${key}" is` : "it is"} a string with a NUL or a lone surrogate`,
-          );
-        }
-        break;
-      case "object":
-        if (value instanceof Map || value instanceof Set) {
-          throw new TypeError(`${key ? `"${key}" is` : "it is"} a ${value.constructor.name}`);
-        }
-    }
+    const problem = typeof value === "function" || typeof value === "symbol"
+      ? `a ${typeof value}`
+      : typeof value === "number" && !Number.isFinite(value)
+      ? String(value)
+      : typeof value === "string" && !storableString(value)
+      ? "a string with a NUL or a lone surrogate"
+      : value instanceof Map || value instanceof Set
+      ? `a ${value.constructor.name}`
+      : null;
+    if (problem !== null) throw new TypeError(`${key ? `"${key}"` : "it"} is ${problem}`);
     return value;
   });
   return text === undefined ? null : JSON.parse(text);
