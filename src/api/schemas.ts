@@ -327,6 +327,7 @@ export const ListJobsQuery = v.object({
       v.description(`Comma-separated statuses: ${JOB_STATUSES.join(", ")}`),
       v.transform(splitList),
       v.array(v.picklist(JOB_STATUSES, `Must be one of ${JOB_STATUSES.join(", ")}`)),
+      v.minLength(1, "Must name at least one status (leave the parameter out for every status)"),
     ),
   ),
   type: v.optional(
@@ -365,6 +366,7 @@ export const EventsQuery = v.object({
       v.description(`Comma-separated event types: ${EVENT_TYPES.join(", ")}`),
       v.transform(splitList),
       v.array(v.picklist(EVENT_TYPES, `Must be one of ${EVENT_TYPES.join(", ")}`)),
+      v.minLength(1, "Must name at least one event type (leave the parameter out for every type)"),
     ),
   ),
 });

@@ -108,8 +108,8 @@ async function submitMany(
   const ids: string[] = new Array(payloads.length);
   let done = 0;
   try {
-    await eachLimited(payloads, db.kind === "postgres" ? 8 : 1, async ({ payload }, i) => {
-      const key = options.idempotencyKey ? `${options.idempotencyKey}:${i + 1}` : undefined;
+    await eachLimited(payloads, db.kind === "postgres" ? 8 : 1, async ({ line, payload }, i) => {
+      const key = options.idempotencyKey ? `${options.idempotencyKey}:${line}` : undefined;
       const { job } = await store.create(type, payload, { ...options, idempotencyKey: key });
       ids[i] = job.id;
       bar?.update(++done);

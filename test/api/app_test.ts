@@ -630,6 +630,9 @@ Deno.test("HTTP 400 validation_failed with issues: bodies, queries, path ids, he
       const query of [
         "?status=bogus",
         "?status=pending,nope",
+        "?status=",
+        "?status=,",
+        "?type=",
         "?limit=0",
         "?limit=501",
         "?limit=ten",
@@ -662,6 +665,7 @@ Deno.test("HTTP 400 validation_failed with issues: bodies, queries, path ids, he
     );
     assertProblem(await client.get("/api/v1/events?after=-1"), 400, "validation_failed");
     assertProblem(await client.get("/api/v1/events?types=job.nope"), 400, "validation_failed");
+    assertProblem(await client.get("/api/v1/events?types="), 400, "validation_failed");
   });
 });
 

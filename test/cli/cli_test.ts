@@ -372,6 +372,18 @@ Deno.test("jobengine submit --file reads a .json payload or one job per .ndjson 
       `select count(*)::int as n from jobengine.jobs where type = 'batch'`,
     );
     assert.equal(still!.n, 120);
+    // the key names the file's line, blank lines counted
+    const gap = await tempFile("gap.ndjson", '{"g":1}\n\n{"g":3}\n');
+    const gapped = await cli(url, ["submit", "gapped", "--file", gap, "--idempotency-key", "g"]);
+    assert.equal(gapped.code, 0, gapped.stderr);
+    const keys = await db.query<{ idempotency_key: string; payload: unknown }>(
+      `select idempotency_key, payload from jobengine.jobs where type = 'gapped'
+        order by idempotency_key`,
+    );
+    assert.deepEqual(keys, [
+      { idempotency_key: "g:1", payload: { g: 1 } },
+      { idempotency_key: "g:3", payload: { g: 3 } },
+    ]);
     // no progress bar when stderr is not a terminal and --progress is not given
     const quiet = await tempFile("two.ndjson", '{"a":1}\n{"a":2}\n');
     const noBar = await cli(url, ["submit", "quiet", "--file", quiet]);
