@@ -1,7 +1,7 @@
 -- Core helpers: transition context, sealed mode settings, retry policy.
 -- Repeatable: re-applied whenever this file changes. Every function is `create or replace`.
 --
--- SQLSTATEs (see docs/sql.md): JE001 invalid transition, JE002 lease mismatch or expired,
+-- SQLSTATEs (docs/state_machine.md, "SQLSTATEs"): JE001 invalid transition, JE002 lease mismatch or expired,
 -- JE003 sealed mode, JE004 not found, JE005 invalid dependency, JE006 idempotency conflict,
 -- JE007 dependencies pending, JE008 append-only record, JE009 invalid argument.
 
@@ -51,6 +51,37 @@ language plpgsql
 as $$
 begin
   perform pg_catalog.set_config('jobengine.engine_write', case when p_on then 'on' else '' end, true);
+end;
+$$;
+
+-- Job ids: UUID version 7 (RFC 9562): 48-bit Unix time in milliseconds, the version, 12 bits of
+-- sub-millisecond time (its method 3; clock_timestamp() has microseconds), the variant and 62
+-- random bits. Jobs created one after another in one transaction share created_at, and the
+-- claim's tie-break after it is the id: with the sub-millisecond bits, that is their creation
+-- order (schema version 2 drew those 12 bits at random, so jobs created within one millisecond
+-- were claimed in random order). PostgreSQL 18's uuidv7() has the same layout.
+create or replace function jobengine._uuid_v7_high()
+returns bytea
+language plpgsql
+volatile
+as $$
+declare
+  v_ms numeric := extract(epoch from pg_catalog.clock_timestamp()) * 1000;
+  v_whole bigint := pg_catalog.floor(v_ms);
+begin
+  return pg_catalog.int8send((v_whole << 16) | 28672 | pg_catalog.floor((v_ms - v_whole) * 4096)::bigint);
+end;
+$$;
+
+create or replace function jobengine.uuid_v7()
+returns uuid
+language plpgsql
+volatile
+as $$
+begin
+  -- gen_random_uuid()'s last 8 bytes carry the variant bits already
+  return pg_catalog.encode(jobengine._uuid_v7_high()
+    || pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 9, 8), 'hex')::uuid;
 end;
 $$;
 
@@ -231,6 +262,24 @@ begin
 end;
 $$;
 
+-- A retry policy written to a job row other than by create_job / create_workflow (a raw INSERT,
+-- an UPDATE of retry_policy or max_retries): normalised like theirs, with the row's max_retries
+-- as maxRetries. When both are given they must agree (JE009).
+create or replace function jobengine._checked_retry_policy(p_policy jsonb, p_max_retries integer)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if pg_catalog.jsonb_typeof(p_policy) = 'object' and p_policy ? 'maxRetries' and p_max_retries is not null
+     and p_policy -> 'maxRetries' is distinct from pg_catalog.to_jsonb(p_max_retries) then
+    perform jobengine._invalid_argument('maxRetries',
+      format('max_retries (%s) and retry_policy.maxRetries (%s) differ', p_max_retries, p_policy -> 'maxRetries'));
+  end if;
+  return jobengine.normalize_retry_policy(p_policy, pg_catalog.to_jsonb(p_max_retries));
+end;
+$$;
+
 -- The delay before retry n (1-based), in whole milliseconds, without jitter.
 -- fixed: initial; linear: initial * n; exponential: initial * multiplier^(n-1); capped at maxDelayMs.
 -- The TypeScript twin is RetryPolicy.delayMs in src/job/retry_policy.ts.
@@ -264,15 +313,26 @@ end;
 $$;
 
 -- The delay before retry n (1-based): the base delay spread uniformly within ± jitter * delay.
-create or replace function jobengine.retry_delay(p_policy jsonb, p_n integer)
+-- The parameters are named as SPEC section 2 writes them (policy, n), so that named calls work;
+-- they were p_policy and p_n before, and a parameter name cannot change in place.
+do $$
+begin
+  if exists (select from pg_catalog.pg_proc p
+              where p.oid = pg_catalog.to_regprocedure('jobengine.retry_delay(jsonb, integer)')
+                and p.proargnames[1] = 'p_policy') then
+    drop function jobengine.retry_delay(jsonb, integer);
+  end if;
+end;
+$$;
+create or replace function jobengine.retry_delay(policy jsonb, n integer)
 returns interval
 language plpgsql
 volatile
 set search_path = ''
 as $$
 declare
-  v_policy jsonb := jobengine.normalize_retry_policy(p_policy);
-  v_delay double precision := jobengine.retry_base_delay_ms(v_policy, p_n);
+  v_policy jsonb := jobengine.normalize_retry_policy(policy);
+  v_delay double precision := jobengine.retry_base_delay_ms(v_policy, n);
   v_jitter double precision := (v_policy ->> 'jitter')::double precision;
 begin
   if v_jitter > 0 then

@@ -32,7 +32,10 @@
 -- and compiling took longer (about 270 ms) than the whole query.
 
 -- ---------------------------------------------------------------------------------------------
--- BEFORE INSERT: a job is born pending.
+-- BEFORE INSERT: a job is born pending. create_job and create_workflow write rows already in
+-- this shape (bookkept, so this trigger stands aside); what reaches it is a raw INSERT, which
+-- gets the same checks as they make: a valid retry policy, and no dependencies (edges and their
+-- counter are written only with the rows that create them: create_job, create_workflow).
 create or replace function jobengine.tg_jobs__check_insert()
 returns trigger
 language plpgsql
@@ -41,6 +44,14 @@ begin
   if new.status is distinct from 'pending' then
     perform jobengine._invalid_transition(new.id, null, new.status, 'A job is created pending.');
   end if;
+  if pg_catalog.cardinality(new.depends_on) > 0 or new.pending_dependencies <> 0 then
+    raise exception using
+      errcode = 'JE008',
+      message = 'INSERT of a job with dependencies refused: use jobengine.create_job or create_workflow, '
+        'which write the dependency rows with it',
+      detail = pg_catalog.json_build_object('table', 'jobs', 'jobId', new.id)::text;
+  end if;
+  new.retry_policy := jobengine._checked_retry_policy(new.retry_policy, new.max_retries);
   new.version := 1;
   new.attempt := 0;
   new.terminal := false;
@@ -82,10 +93,11 @@ begin
 
   new.version := old.version + 1;
   new.status_reason := nullif(pg_catalog.current_setting('jobengine.reason', true), '');
-  -- the actor: the context's, else the lease holder for its own completion or failure, else the
-  -- database user (a raw UPDATE from psql)
+  -- the actor: the context's, else the lease holder for its own failure (fail_job sets a reason
+  -- and no actor), else the database user (a raw UPDATE from psql: no context at all)
   new.status_actor := coalesce(nullif(pg_catalog.current_setting('jobengine.actor', true), ''),
-    case when new.status in ('completed', 'failed') then old.lease_owner end, session_user);
+    case when new.status in ('completed', 'failed') and new.status_reason is not null then old.lease_owner end,
+    session_user);
   new.updated_at := pg_catalog.now();
   new.blocked_reason := null;
   case new.status
@@ -100,6 +112,19 @@ begin
       new.terminal := true;
     when 'failed' then
       new.failed_at := pg_catalog.now();
+      -- no retry left: terminal, however the job failed (fail_job and the reaper compute the
+      -- same and reschedule the others themselves)
+      new.terminal := new.terminal or old.attempt > old.max_retries;
+      if new.status_reason is null then
+        -- a raw UPDATE (no engine context): an operator's failure is terminal, like fail_job
+        -- with retryable = false; nothing would reschedule it otherwise, and its dependents
+        -- would wait for ever. retry_job runs it again.
+        new.terminal := true;
+        if new.last_error is not distinct from old.last_error then
+          new.last_error := pg_catalog.jsonb_build_object('code', 'failed_by_update',
+            'message', format('Set to failed by a direct UPDATE (database user %s)', session_user));
+        end if;
+      end if;
     when 'cancelled' then
       new.cancelled_at := pg_catalog.now();
       new.terminal := true;
@@ -513,6 +538,32 @@ begin
 end;
 $$;
 
+-- BEFORE UPDATE OF retry_policy, max_retries: an operator may change a job's policy (more
+-- retries, a longer backoff), but only to one that create_job would take: the reaper and
+-- fail_job compute every retry from it, and one unreadable policy would stop the reaper for
+-- every job (JE009).
+create or replace function jobengine.tg_jobs__check_retry_policy()
+returns trigger
+language plpgsql
+as $$
+begin
+  if new.max_retries is distinct from old.max_retries then
+    -- the count, and the policy with it (a policy written in the same statement must agree)
+    new.retry_policy := jobengine._checked_retry_policy(
+      case when new.retry_policy is not distinct from old.retry_policy
+        then new.retry_policy - 'maxRetries' else new.retry_policy end,
+      new.max_retries);
+  else
+    -- the policy; its maxRetries, when it names one, becomes the count
+    new.retry_policy := jobengine._checked_retry_policy(new.retry_policy,
+      case when pg_catalog.jsonb_typeof(new.retry_policy) = 'object' and new.retry_policy ? 'maxRetries'
+        then null else old.max_retries end);
+  end if;
+  new.max_retries := (new.retry_policy ->> 'maxRetries')::integer;
+  return new;
+end;
+$$;
+
 -- The bookkeeping columns are the triggers' to keep: a statement from a client (trigger depth
 -- 1) may not set them. Their values follow from the history (attempt, version), from the
 -- dependency rows (pending_dependencies) or never change (identity, tenant, type, request).
@@ -620,6 +671,11 @@ create or replace trigger _100_no_truncate
   before truncate on jobengine.jobs
   for each statement execute function jobengine.tg__append_only();
 
+create or replace trigger _120_check_retry_policy
+  before update of retry_policy, max_retries on jobengine.jobs
+  for each row
+  when (new.retry_policy is distinct from old.retry_policy or new.max_retries is distinct from old.max_retries)
+  execute function jobengine.tg_jobs__check_retry_policy();
 create or replace trigger _150_protect_bookkeeping
   before update of id, tenant_id, type, attempt, version, pending_dependencies, depends_on,
     idempotency_key, request_hash on jobengine.jobs

@@ -181,19 +181,23 @@ begin
     v_pending := 0;
   end if;
 
-  perform jobengine._set_context(null, v_options ->> 'actor');
+  -- bookkept: the row comes in the shape _100_check_insert gives (the actor included), so that
+  -- trigger, which holds raw INSERTs to the same rules, stands aside
+  perform jobengine._set_bookkept(true);
   insert into jobengine.jobs as j (
     tenant_id, type, payload, priority, max_retries, retry_policy, depends_on, pending_dependencies,
-    not_before, requires_network, idempotency_key, request_hash, correlation_id
+    not_before, requires_network, idempotency_key, request_hash, correlation_id,
+    status_actor, version, attempt, terminal, created_at, updated_at
   ) values (
     v_tenant, p_type, coalesce(p_payload, '{}'::jsonb), coalesce((v_options ->> 'priority')::integer, 0),
     (v_policy ->> 'maxRetries')::integer, v_policy, v_deps, v_pending,
     coalesce((v_options ->> 'notBefore')::timestamptz, pg_catalog.now()),
-    coalesce((v_options ->> 'requiresNetwork')::boolean, false), v_key, v_hash, v_options ->> 'correlationId'
+    coalesce((v_options ->> 'requiresNetwork')::boolean, false), v_key, v_hash, v_options ->> 'correlationId',
+    coalesce(nullif(v_options ->> 'actor', ''), session_user), 1, 0, false, pg_catalog.now(), pg_catalog.now()
   )
   on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
   returning * into v_job;
-  perform jobengine._set_context(null, null);
+  perform jobengine._set_bookkept(false);
 
   if v_job.id is null then
     -- a concurrent request with the same key won the race
@@ -250,7 +254,6 @@ declare
   v_default_policy jsonb := jobengine.normalize_retry_policy(null);
   v_now timestamptz;
   v_actor text;
-  v_random bytea;
   v_id_prefix bytea;
   v_id_low bigint;
 begin
@@ -301,6 +304,16 @@ begin
     end if;
   end loop;
 
+  -- the jobs' ids: UUID version 7 as jobengine.uuid_v7() lays it out (48-bit Unix time in
+  -- milliseconds, version, 12 bits of sub-millisecond time, variant, 62 bits), drawing randomness
+  -- once per call: the low 62 bits are a random start plus the job's position, so they are
+  -- distinct within the workflow and follow its order (jobs created together are claimed in the
+  -- order given: the claim's tie-break after priority and created_at is the id).
+  -- gen_random_uuid() per row cost more than the rest of the id (docs/performance.md).
+  v_id_prefix := jobengine._uuid_v7_high();
+  v_id_low := ('x' || pg_catalog.encode(pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 9, 8),
+    'hex'))::bit(64)::bigint & 2305843009213693951;
+
   -- fast path: no job depends on anything, so there is no graph to check
   if not exists (
     select from pg_catalog.jsonb_array_elements(p_jobs) e(value)
@@ -317,22 +330,11 @@ begin
     -- trigger stands aside
     perform jobengine._set_bookkept(true);
     v_now := pg_catalog.now();
-    -- the jobs' ids: UUID version 7 as jobengine.uuid_v7() lays it out (48-bit Unix time in
-    -- milliseconds, version, 12 random bits, variant, 62 bits), drawing randomness once per
-    -- statement: the low 62 bits are a random start plus the job's position, so they are
-    -- distinct within the statement and keep its order. gen_random_uuid() per row cost more
-    -- than the rest of the id (docs/performance.md).
-    v_random := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
-    v_id_prefix := pg_catalog.int8send(
-      (pg_catalog.floor(extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint << 16)
-      | 28672 | (pg_catalog.get_byte(v_random, 0) << 4) | (pg_catalog.get_byte(v_random, 1) >> 4));
-    v_id_low := ('x' || pg_catalog.encode(pg_catalog.substr(v_random, 9, 8), 'hex'))::bit(64)::bigint
-                & 4611686018427387903;
     return query
       insert into jobengine.jobs (id, status_actor, version, attempt, terminal, created_at, updated_at,
                                   tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
                                   requires_network, correlation_id)
-      select jobengine._uuid_of(v_id_prefix, (v_id_low + e.ord) & 4611686018427387903),
+      select jobengine._uuid_of(v_id_prefix, v_id_low + e.ord),
              v_actor, 1, 0, false, v_now, v_now,
              v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
              coalesce((e.value ->> 'priority')::integer, 0), (p.policy ->> 'maxRetries')::integer, p.policy,
@@ -366,7 +368,7 @@ begin
   truncate _je_workflow, _je_workflow_edge;
 
   insert into _je_workflow (idx, ref, id, spec, policy)
-  select (e.ord - 1)::integer, e.value ->> 'ref', jobengine.uuid_v7(), e.value,
+  select (e.ord - 1)::integer, e.value ->> 'ref', jobengine._uuid_of(v_id_prefix, v_id_low + e.ord), e.value,
          jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries')
     from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
   on conflict (ref) do nothing;
@@ -464,18 +466,19 @@ begin
     end if;
   end if;
 
-  -- write: jobs, then dependency rows
-  perform jobengine._set_context(null, v_options ->> 'actor');
+  -- write: jobs, then dependency rows; bookkept like the fast path (and create_job)
+  perform jobengine._set_bookkept(true);
   insert into jobengine.jobs (
     id, tenant_id, type, payload, priority, max_retries, retry_policy, depends_on, pending_dependencies,
-    not_before, requires_network, correlation_id
+    not_before, requires_network, correlation_id, status_actor, version, attempt, terminal, created_at, updated_at
   )
   select w.id, v_tenant, w.spec ->> 'type', coalesce(w.spec -> 'payload', '{}'::jsonb),
          coalesce((w.spec ->> 'priority')::integer, 0), (w.policy ->> 'maxRetries')::integer, w.policy,
          coalesce(deps.ids, '{}'), coalesce(deps.pending, 0),
          coalesce((w.spec ->> 'notBefore')::timestamptz, pg_catalog.now()),
          coalesce((w.spec ->> 'requiresNetwork')::boolean, false),
-         coalesce(w.spec ->> 'correlationId', v_options ->> 'correlationId')
+         coalesce(w.spec ->> 'correlationId', v_options ->> 'correlationId'),
+         v_actor, 1, 0, false, pg_catalog.now(), pg_catalog.now()
     from _je_workflow w
     left join lateral (
       select pg_catalog.array_agg(distinct coalesce(r.id, e.dependency_id)) as ids,
@@ -487,7 +490,7 @@ begin
        where e.dependent = w.idx
     ) deps on true
    order by w.idx;
-  perform jobengine._set_context(null, null);
+  perform jobengine._set_bookkept(false);
 
   perform jobengine._engine_write(true);
   insert into jobengine.job_dependencies (job_id, depends_on_id)
@@ -591,6 +594,7 @@ begin
        limit p_limit
          for update skip locked
     )
+    , claimed as (
     update jobengine.jobs j
        set status = 'running',
            -- a lease id: 8 random bytes for this claim + the job id's 8 random bytes (unique per
@@ -607,7 +611,10 @@ begin
            blocked_reason = null
       from claimable c
      where j.id = c.id
-    returning j.*;
+    returning j.*
+    )
+    -- the rows in the order they were chosen (an UPDATE returns them in its join's order)
+    select * from claimed c order by c.priority desc, c.created_at, c.id;
   perform jobengine._set_bookkept(false);
 end;
 $$;

@@ -298,11 +298,11 @@ delete from jobengine.schema_migrations where kind = 'repeatable';
   {
     name: "000_core.sql",
     kind: "repeatable",
-    checksum: "fabf5f7f629fd17e229b66d460258374792bfc848bd71f7a0c8c45484f547d30",
+    checksum: "454f092da70bddd2d0dc74e441aa66c296d4e809d170278df551adfd138f7b34",
     sql: `-- Core helpers: transition context, sealed mode settings, retry policy.
 -- Repeatable: re-applied whenever this file changes. Every function is \`create or replace\`.
 --
--- SQLSTATEs (see docs/sql.md): JE001 invalid transition, JE002 lease mismatch or expired,
+-- SQLSTATEs (docs/state_machine.md, "SQLSTATEs"): JE001 invalid transition, JE002 lease mismatch or expired,
 -- JE003 sealed mode, JE004 not found, JE005 invalid dependency, JE006 idempotency conflict,
 -- JE007 dependencies pending, JE008 append-only record, JE009 invalid argument.
 
@@ -352,6 +352,37 @@ language plpgsql
 as $$
 begin
   perform pg_catalog.set_config('jobengine.engine_write', case when p_on then 'on' else '' end, true);
+end;
+$$;
+
+-- Job ids: UUID version 7 (RFC 9562): 48-bit Unix time in milliseconds, the version, 12 bits of
+-- sub-millisecond time (its method 3; clock_timestamp() has microseconds), the variant and 62
+-- random bits. Jobs created one after another in one transaction share created_at, and the
+-- claim's tie-break after it is the id: with the sub-millisecond bits, that is their creation
+-- order (schema version 2 drew those 12 bits at random, so jobs created within one millisecond
+-- were claimed in random order). PostgreSQL 18's uuidv7() has the same layout.
+create or replace function jobengine._uuid_v7_high()
+returns bytea
+language plpgsql
+volatile
+as $$
+declare
+  v_ms numeric := extract(epoch from pg_catalog.clock_timestamp()) * 1000;
+  v_whole bigint := pg_catalog.floor(v_ms);
+begin
+  return pg_catalog.int8send((v_whole << 16) | 28672 | pg_catalog.floor((v_ms - v_whole) * 4096)::bigint);
+end;
+$$;
+
+create or replace function jobengine.uuid_v7()
+returns uuid
+language plpgsql
+volatile
+as $$
+begin
+  -- gen_random_uuid()'s last 8 bytes carry the variant bits already
+  return pg_catalog.encode(jobengine._uuid_v7_high()
+    || pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 9, 8), 'hex')::uuid;
 end;
 $$;
 
@@ -532,6 +563,24 @@ begin
 end;
 $$;
 
+-- A retry policy written to a job row other than by create_job / create_workflow (a raw INSERT,
+-- an UPDATE of retry_policy or max_retries): normalised like theirs, with the row's max_retries
+-- as maxRetries. When both are given they must agree (JE009).
+create or replace function jobengine._checked_retry_policy(p_policy jsonb, p_max_retries integer)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if pg_catalog.jsonb_typeof(p_policy) = 'object' and p_policy ? 'maxRetries' and p_max_retries is not null
+     and p_policy -> 'maxRetries' is distinct from pg_catalog.to_jsonb(p_max_retries) then
+    perform jobengine._invalid_argument('maxRetries',
+      format('max_retries (%s) and retry_policy.maxRetries (%s) differ', p_max_retries, p_policy -> 'maxRetries'));
+  end if;
+  return jobengine.normalize_retry_policy(p_policy, pg_catalog.to_jsonb(p_max_retries));
+end;
+$$;
+
 -- The delay before retry n (1-based), in whole milliseconds, without jitter.
 -- fixed: initial; linear: initial * n; exponential: initial * multiplier^(n-1); capped at maxDelayMs.
 -- The TypeScript twin is RetryPolicy.delayMs in src/job/retry_policy.ts.
@@ -565,15 +614,26 @@ end;
 $$;
 
 -- The delay before retry n (1-based): the base delay spread uniformly within ± jitter * delay.
-create or replace function jobengine.retry_delay(p_policy jsonb, p_n integer)
+-- The parameters are named as SPEC section 2 writes them (policy, n), so that named calls work;
+-- they were p_policy and p_n before, and a parameter name cannot change in place.
+do $$
+begin
+  if exists (select from pg_catalog.pg_proc p
+              where p.oid = pg_catalog.to_regprocedure('jobengine.retry_delay(jsonb, integer)')
+                and p.proargnames[1] = 'p_policy') then
+    drop function jobengine.retry_delay(jsonb, integer);
+  end if;
+end;
+$$;
+create or replace function jobengine.retry_delay(policy jsonb, n integer)
 returns interval
 language plpgsql
 volatile
 set search_path = ''
 as $$
 declare
-  v_policy jsonb := jobengine.normalize_retry_policy(p_policy);
-  v_delay double precision := jobengine.retry_base_delay_ms(v_policy, p_n);
+  v_policy jsonb := jobengine.normalize_retry_policy(policy);
+  v_delay double precision := jobengine.retry_base_delay_ms(v_policy, n);
   v_jitter double precision := (v_policy ->> 'jitter')::double precision;
 begin
   if v_jitter > 0 then
@@ -606,7 +666,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "28228ed5da136ff6aa6f06f8a259141e6e8925b6aff1b51c52786ab168f2cc74",
+    checksum: "bc6fe0acd97cdaff19a7f816dfe3124677883875c9f93f03d2e8da0728e8e1cf",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -641,7 +701,10 @@ insert into jobengine.job_transitions (from_status, to_status) values
 -- and compiling took longer (about 270 ms) than the whole query.
 
 -- ---------------------------------------------------------------------------------------------
--- BEFORE INSERT: a job is born pending.
+-- BEFORE INSERT: a job is born pending. create_job and create_workflow write rows already in
+-- this shape (bookkept, so this trigger stands aside); what reaches it is a raw INSERT, which
+-- gets the same checks as they make: a valid retry policy, and no dependencies (edges and their
+-- counter are written only with the rows that create them: create_job, create_workflow).
 create or replace function jobengine.tg_jobs__check_insert()
 returns trigger
 language plpgsql
@@ -650,6 +713,14 @@ begin
   if new.status is distinct from 'pending' then
     perform jobengine._invalid_transition(new.id, null, new.status, 'A job is created pending.');
   end if;
+  if pg_catalog.cardinality(new.depends_on) > 0 or new.pending_dependencies <> 0 then
+    raise exception using
+      errcode = 'JE008',
+      message = 'INSERT of a job with dependencies refused: use jobengine.create_job or create_workflow, '
+        'which write the dependency rows with it',
+      detail = pg_catalog.json_build_object('table', 'jobs', 'jobId', new.id)::text;
+  end if;
+  new.retry_policy := jobengine._checked_retry_policy(new.retry_policy, new.max_retries);
   new.version := 1;
   new.attempt := 0;
   new.terminal := false;
@@ -691,10 +762,11 @@ begin
 
   new.version := old.version + 1;
   new.status_reason := nullif(pg_catalog.current_setting('jobengine.reason', true), '');
-  -- the actor: the context's, else the lease holder for its own completion or failure, else the
-  -- database user (a raw UPDATE from psql)
+  -- the actor: the context's, else the lease holder for its own failure (fail_job sets a reason
+  -- and no actor), else the database user (a raw UPDATE from psql: no context at all)
   new.status_actor := coalesce(nullif(pg_catalog.current_setting('jobengine.actor', true), ''),
-    case when new.status in ('completed', 'failed') then old.lease_owner end, session_user);
+    case when new.status in ('completed', 'failed') and new.status_reason is not null then old.lease_owner end,
+    session_user);
   new.updated_at := pg_catalog.now();
   new.blocked_reason := null;
   case new.status
@@ -709,6 +781,19 @@ begin
       new.terminal := true;
     when 'failed' then
       new.failed_at := pg_catalog.now();
+      -- no retry left: terminal, however the job failed (fail_job and the reaper compute the
+      -- same and reschedule the others themselves)
+      new.terminal := new.terminal or old.attempt > old.max_retries;
+      if new.status_reason is null then
+        -- a raw UPDATE (no engine context): an operator's failure is terminal, like fail_job
+        -- with retryable = false; nothing would reschedule it otherwise, and its dependents
+        -- would wait for ever. retry_job runs it again.
+        new.terminal := true;
+        if new.last_error is not distinct from old.last_error then
+          new.last_error := pg_catalog.jsonb_build_object('code', 'failed_by_update',
+            'message', format('Set to failed by a direct UPDATE (database user %s)', session_user));
+        end if;
+      end if;
     when 'cancelled' then
       new.cancelled_at := pg_catalog.now();
       new.terminal := true;
@@ -1122,6 +1207,32 @@ begin
 end;
 $$;
 
+-- BEFORE UPDATE OF retry_policy, max_retries: an operator may change a job's policy (more
+-- retries, a longer backoff), but only to one that create_job would take: the reaper and
+-- fail_job compute every retry from it, and one unreadable policy would stop the reaper for
+-- every job (JE009).
+create or replace function jobengine.tg_jobs__check_retry_policy()
+returns trigger
+language plpgsql
+as $$
+begin
+  if new.max_retries is distinct from old.max_retries then
+    -- the count, and the policy with it (a policy written in the same statement must agree)
+    new.retry_policy := jobengine._checked_retry_policy(
+      case when new.retry_policy is not distinct from old.retry_policy
+        then new.retry_policy - 'maxRetries' else new.retry_policy end,
+      new.max_retries);
+  else
+    -- the policy; its maxRetries, when it names one, becomes the count
+    new.retry_policy := jobengine._checked_retry_policy(new.retry_policy,
+      case when pg_catalog.jsonb_typeof(new.retry_policy) = 'object' and new.retry_policy ? 'maxRetries'
+        then null else old.max_retries end);
+  end if;
+  new.max_retries := (new.retry_policy ->> 'maxRetries')::integer;
+  return new;
+end;
+$$;
+
 -- The bookkeeping columns are the triggers' to keep: a statement from a client (trigger depth
 -- 1) may not set them. Their values follow from the history (attempt, version), from the
 -- dependency rows (pending_dependencies) or never change (identity, tenant, type, request).
@@ -1229,6 +1340,11 @@ create or replace trigger _100_no_truncate
   before truncate on jobengine.jobs
   for each statement execute function jobengine.tg__append_only();
 
+create or replace trigger _120_check_retry_policy
+  before update of retry_policy, max_retries on jobengine.jobs
+  for each row
+  when (new.retry_policy is distinct from old.retry_policy or new.max_retries is distinct from old.max_retries)
+  execute function jobengine.tg_jobs__check_retry_policy();
 create or replace trigger _150_protect_bookkeeping
   before update of id, tenant_id, type, attempt, version, pending_dependencies, depends_on,
     idempotency_key, request_hash on jobengine.jobs
@@ -1316,7 +1432,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "0dd3cbe27350cb52365f6ea12efdc6b7bfae30eea22af592c3ba5aae4b709bb0",
+    checksum: "203ef844641438a08750bdb174599e4f64213bbb922a265857f3130b3ae04d6a",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -1500,19 +1616,23 @@ begin
     v_pending := 0;
   end if;
 
-  perform jobengine._set_context(null, v_options ->> 'actor');
+  -- bookkept: the row comes in the shape _100_check_insert gives (the actor included), so that
+  -- trigger, which holds raw INSERTs to the same rules, stands aside
+  perform jobengine._set_bookkept(true);
   insert into jobengine.jobs as j (
     tenant_id, type, payload, priority, max_retries, retry_policy, depends_on, pending_dependencies,
-    not_before, requires_network, idempotency_key, request_hash, correlation_id
+    not_before, requires_network, idempotency_key, request_hash, correlation_id,
+    status_actor, version, attempt, terminal, created_at, updated_at
   ) values (
     v_tenant, p_type, coalesce(p_payload, '{}'::jsonb), coalesce((v_options ->> 'priority')::integer, 0),
     (v_policy ->> 'maxRetries')::integer, v_policy, v_deps, v_pending,
     coalesce((v_options ->> 'notBefore')::timestamptz, pg_catalog.now()),
-    coalesce((v_options ->> 'requiresNetwork')::boolean, false), v_key, v_hash, v_options ->> 'correlationId'
+    coalesce((v_options ->> 'requiresNetwork')::boolean, false), v_key, v_hash, v_options ->> 'correlationId',
+    coalesce(nullif(v_options ->> 'actor', ''), session_user), 1, 0, false, pg_catalog.now(), pg_catalog.now()
   )
   on conflict (tenant_id, idempotency_key) where idempotency_key is not null do nothing
   returning * into v_job;
-  perform jobengine._set_context(null, null);
+  perform jobengine._set_bookkept(false);
 
   if v_job.id is null then
     -- a concurrent request with the same key won the race
@@ -1569,7 +1689,6 @@ declare
   v_default_policy jsonb := jobengine.normalize_retry_policy(null);
   v_now timestamptz;
   v_actor text;
-  v_random bytea;
   v_id_prefix bytea;
   v_id_low bigint;
 begin
@@ -1620,6 +1739,16 @@ begin
     end if;
   end loop;
 
+  -- the jobs' ids: UUID version 7 as jobengine.uuid_v7() lays it out (48-bit Unix time in
+  -- milliseconds, version, 12 bits of sub-millisecond time, variant, 62 bits), drawing randomness
+  -- once per call: the low 62 bits are a random start plus the job's position, so they are
+  -- distinct within the workflow and follow its order (jobs created together are claimed in the
+  -- order given: the claim's tie-break after priority and created_at is the id).
+  -- gen_random_uuid() per row cost more than the rest of the id (docs/performance.md).
+  v_id_prefix := jobengine._uuid_v7_high();
+  v_id_low := ('x' || pg_catalog.encode(pg_catalog.substr(pg_catalog.uuid_send(pg_catalog.gen_random_uuid()), 9, 8),
+    'hex'))::bit(64)::bigint & 2305843009213693951;
+
   -- fast path: no job depends on anything, so there is no graph to check
   if not exists (
     select from pg_catalog.jsonb_array_elements(p_jobs) e(value)
@@ -1636,22 +1765,11 @@ begin
     -- trigger stands aside
     perform jobengine._set_bookkept(true);
     v_now := pg_catalog.now();
-    -- the jobs' ids: UUID version 7 as jobengine.uuid_v7() lays it out (48-bit Unix time in
-    -- milliseconds, version, 12 random bits, variant, 62 bits), drawing randomness once per
-    -- statement: the low 62 bits are a random start plus the job's position, so they are
-    -- distinct within the statement and keep its order. gen_random_uuid() per row cost more
-    -- than the rest of the id (docs/performance.md).
-    v_random := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
-    v_id_prefix := pg_catalog.int8send(
-      (pg_catalog.floor(extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint << 16)
-      | 28672 | (pg_catalog.get_byte(v_random, 0) << 4) | (pg_catalog.get_byte(v_random, 1) >> 4));
-    v_id_low := ('x' || pg_catalog.encode(pg_catalog.substr(v_random, 9, 8), 'hex'))::bit(64)::bigint
-                & 4611686018427387903;
     return query
       insert into jobengine.jobs (id, status_actor, version, attempt, terminal, created_at, updated_at,
                                   tenant_id, type, payload, priority, max_retries, retry_policy, not_before,
                                   requires_network, correlation_id)
-      select jobengine._uuid_of(v_id_prefix, (v_id_low + e.ord) & 4611686018427387903),
+      select jobengine._uuid_of(v_id_prefix, v_id_low + e.ord),
              v_actor, 1, 0, false, v_now, v_now,
              v_tenant, e.value ->> 'type', coalesce(e.value -> 'payload', '{}'::jsonb),
              coalesce((e.value ->> 'priority')::integer, 0), (p.policy ->> 'maxRetries')::integer, p.policy,
@@ -1685,7 +1803,7 @@ begin
   truncate _je_workflow, _je_workflow_edge;
 
   insert into _je_workflow (idx, ref, id, spec, policy)
-  select (e.ord - 1)::integer, e.value ->> 'ref', jobengine.uuid_v7(), e.value,
+  select (e.ord - 1)::integer, e.value ->> 'ref', jobengine._uuid_of(v_id_prefix, v_id_low + e.ord), e.value,
          jobengine.normalize_retry_policy(e.value -> 'retryPolicy', e.value -> 'maxRetries')
     from pg_catalog.jsonb_array_elements(p_jobs) with ordinality as e(value, ord)
   on conflict (ref) do nothing;
@@ -1783,18 +1901,19 @@ begin
     end if;
   end if;
 
-  -- write: jobs, then dependency rows
-  perform jobengine._set_context(null, v_options ->> 'actor');
+  -- write: jobs, then dependency rows; bookkept like the fast path (and create_job)
+  perform jobengine._set_bookkept(true);
   insert into jobengine.jobs (
     id, tenant_id, type, payload, priority, max_retries, retry_policy, depends_on, pending_dependencies,
-    not_before, requires_network, correlation_id
+    not_before, requires_network, correlation_id, status_actor, version, attempt, terminal, created_at, updated_at
   )
   select w.id, v_tenant, w.spec ->> 'type', coalesce(w.spec -> 'payload', '{}'::jsonb),
          coalesce((w.spec ->> 'priority')::integer, 0), (w.policy ->> 'maxRetries')::integer, w.policy,
          coalesce(deps.ids, '{}'), coalesce(deps.pending, 0),
          coalesce((w.spec ->> 'notBefore')::timestamptz, pg_catalog.now()),
          coalesce((w.spec ->> 'requiresNetwork')::boolean, false),
-         coalesce(w.spec ->> 'correlationId', v_options ->> 'correlationId')
+         coalesce(w.spec ->> 'correlationId', v_options ->> 'correlationId'),
+         v_actor, 1, 0, false, pg_catalog.now(), pg_catalog.now()
     from _je_workflow w
     left join lateral (
       select pg_catalog.array_agg(distinct coalesce(r.id, e.dependency_id)) as ids,
@@ -1806,7 +1925,7 @@ begin
        where e.dependent = w.idx
     ) deps on true
    order by w.idx;
-  perform jobengine._set_context(null, null);
+  perform jobengine._set_bookkept(false);
 
   perform jobengine._engine_write(true);
   insert into jobengine.job_dependencies (job_id, depends_on_id)
@@ -1910,6 +2029,7 @@ begin
        limit p_limit
          for update skip locked
     )
+    , claimed as (
     update jobengine.jobs j
        set status = 'running',
            -- a lease id: 8 random bytes for this claim + the job id's 8 random bytes (unique per
@@ -1926,7 +2046,10 @@ begin
            blocked_reason = null
       from claimable c
      where j.id = c.id
-    returning j.*;
+    returning j.*
+    )
+    -- the rows in the order they were chosen (an UPDATE returns them in its join's order)
+    select * from claimed c order by c.priority desc, c.created_at, c.id;
   perform jobengine._set_bookkept(false);
 end;
 $$;
