@@ -38,6 +38,11 @@ export interface ApiDeps {
   sseHeartbeatMs: number;
   /** Aborted at shutdown: open event streams end (clients resume elsewhere with Last-Event-ID). */
   signal: AbortSignal | undefined;
+  /**
+   * How long `/readyz` and `/metrics` wait for the database (the shorter of 5 s and the request
+   * timeout); other requests are answered 503 after the request timeout.
+   */
+  databaseWaitMs: number;
 }
 
 /** The Hono environment of the API: the matched route pattern, for metrics. */
@@ -69,8 +74,6 @@ export interface RouteInput<P, Q, B, H> {
   headers: Out<H>;
   /** `X-Tenant-Id`, or `default`. */
   tenantId: string;
-  /** Whether `X-Tenant-Id` was sent. */
-  tenantHeader: boolean;
   /** `X-Actor`, if sent. */
   actor: string | undefined;
 }
@@ -281,7 +284,6 @@ export function toHandler(
       body,
       headers,
       tenantId: common["x-tenant-id"] ?? "default",
-      tenantHeader: common["x-tenant-id"] !== undefined,
       actor: common["x-actor"],
     } as RouteInput<AnySchema, AnySchema, AnySchema, AnySchema>);
   };
@@ -377,6 +379,14 @@ export async function readJsonBody(request: Request, limit: number): Promise<Bod
   const contentType = request.headers.get("content-type");
   const declared = request.headers.get("content-length");
   if (!request.body || declared === "0") return { present: false };
+  const encoding = request.headers.get("content-encoding")?.trim().toLowerCase();
+  if (encoding && encoding !== "identity") {
+    await request.body.cancel().catch(() => {});
+    throw new UnsupportedMediaTypeError(
+      contentType,
+      `Content-Encoding "${encoding}" is not supported: send the body uncompressed`,
+    );
+  }
   if (declared !== null && !isJsonContentType(contentType)) {
     await request.body.cancel().catch(() => {});
     throw new UnsupportedMediaTypeError(contentType);

@@ -18,7 +18,12 @@ import type { TimelineEventEmitter } from "../events/timeline_event_emitter.ts";
 import { JobStore } from "../job/job_store.ts";
 import { type Logger, SILENT_LOGGER } from "../runtime/logger.ts";
 import { Metrics } from "./metrics.ts";
-import { createErrorHandler, methodNotAllowedResponse, notFoundResponse } from "./problem.ts";
+import {
+  createErrorHandler,
+  databaseTimeoutResponse,
+  methodNotAllowedResponse,
+  notFoundResponse,
+} from "./problem.ts";
 import { createEventHub } from "./routes/events.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { jobRoutes } from "./routes/jobs.ts";
@@ -29,6 +34,15 @@ import denoJson from "../../deno.json" with { type: "json" };
 
 /** The default request body limit: 1 MiB. */
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+
+/** The default {@linkcode AppOptions.requestTimeoutMs}: 30 s. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/** How long `/readyz` and `/metrics` wait for the database at most: 5 s. */
+export const DATABASE_WAIT_MS = 5_000;
+
+/** Methods counted under their own name in the request metrics; any other is `other`. */
+const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 /** The version reported by `/api/v1/system` unless {@linkcode AppOptions.version} is given. */
 export const VERSION: string = denoJson.version;
@@ -57,6 +71,13 @@ export interface AppOptions {
   /** SSE heartbeat interval in milliseconds (default 15000). */
   sseHeartbeatMs?: number;
   /**
+   * How long a request may take before it is answered 503 `database_unavailable` (default
+   * {@linkcode DEFAULT_REQUEST_TIMEOUT_MS}; 0 for no limit). A database that stops answering
+   * without closing its connections (a frozen host, a network partition) would otherwise hold
+   * every request open for as long as TCP does. The event stream is exempt.
+   */
+  requestTimeoutMs?: number;
+  /**
    * Abort at shutdown: open event streams end, so that a graceful server shutdown does not wait
    * for endless responses (clients reconnect and resume with `Last-Event-ID`).
    */
@@ -67,6 +88,7 @@ export interface AppOptions {
 export function createApp(options: AppOptions): Hono<ApiEnv> {
   const logger = options.logger ?? SILENT_LOGGER;
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const deps: ApiDeps = {
     db: options.db,
     store: options.store ?? new JobStore(options.db, { groupCreates: true }),
@@ -77,6 +99,7 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     sealed: options.sealed ?? false,
     sseHeartbeatMs: options.sseHeartbeatMs ?? 15_000,
     signal: options.signal,
+    databaseWaitMs: Math.min(DATABASE_WAIT_MS, requestTimeoutMs > 0 ? requestTimeoutMs : Infinity),
   };
 
   const app = new Hono<ApiEnv>();
@@ -84,7 +107,9 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     const started = performance.now();
     await next();
     const route = c.get("routePattern") ?? "unmatched";
-    deps.metrics.observeRequest(route, c.req.method, c.res.status);
+    // (the method as sent would let any client add series without bound)
+    const method = KNOWN_METHODS.has(c.req.method) ? c.req.method : "other";
+    deps.metrics.observeRequest(route, method, c.res.status);
     logger.debug("HTTP request", {
       method: c.req.method,
       route,
@@ -92,6 +117,27 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
       ms: Math.round((performance.now() - started) * 10) / 10,
     });
   });
+  if (requestTimeoutMs > 0) {
+    app.use(async (c, next) => {
+      // the event stream is endless; readiness and metrics wait less, and answer themselves
+      if (/\/(events|readyz|metrics)$/.test(c.req.path)) return await next();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<true>((resolve) => {
+        timer = setTimeout(() => resolve(true), requestTimeoutMs);
+      });
+      // the handler's errors become responses inside next(); nothing is left to reject
+      const timedOut = await Promise.race([next().then(() => false, () => false), expired]);
+      clearTimeout(timer);
+      if (timedOut) {
+        logger.warn("HTTP request timed out waiting for the database", {
+          method: c.req.method,
+          path: c.req.path,
+          ms: requestTimeoutMs,
+        });
+        c.res = databaseTimeoutResponse(c.req.path, requestTimeoutMs);
+      }
+    });
+  }
   app.use(methodNotAllowed({ app, onMethodNotAllowed: methodNotAllowedResponse }));
 
   const routes: Route[] = [];
@@ -101,6 +147,27 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     ...eventRoutes(deps),
     ...systemRoutes(deps, () => routes),
   );
+  // A literal path that a parameter route also matches (`GET /jobs/claim` is `GET /jobs/:id`
+  // with id "claim"): its other methods are 405, as on any known route, not the parameter
+  // route's 400. Middleware (registered before the routes), so it adds no route to document.
+  const literal = new Map<string, Set<string>>();
+  for (const route of routes) {
+    if (!route.path.includes(":")) {
+      literal.set(route.path, (literal.get(route.path) ?? new Set()).add(route.method));
+    }
+  }
+  const parameterised = routes
+    .filter((route) => route.path.includes(":"))
+    .map((route) => new RegExp(`^${route.path.replace(/:[A-Za-z_]\w*/g, "[^/]+")}$`));
+  for (const [path, methods] of literal) {
+    if (!parameterised.some((pattern) => pattern.test(path))) continue;
+    const allowed = [...methods, ...(methods.has("GET") ? ["HEAD"] : [])];
+    app.use(path, async (c, next) => {
+      if (allowed.includes(c.req.method)) return await next();
+      c.set("routePattern", path);
+      return methodNotAllowedResponse(c, allowed);
+    });
+  }
   for (const route of routes) {
     app.on(route.method, route.path, toHandler(route, { bodyLimitBytes }));
   }

@@ -12,7 +12,13 @@
  * - `jobengine_claim_duration_seconds` (histogram): the duration of the claim calls made through
  *   this process (`POST /jobs/claim`, and any caller of {@linkcode Metrics.observeClaim}).
  * - `jobengine_http_requests_total{route,method,status}` (counter): requests by route pattern
- *   (`/api/v1/jobs/:id`, never the raw path; `unmatched` for unknown routes).
+ *   (`/api/v1/jobs/:id`, never the raw path; `unmatched` when no route took the request: an
+ *   unknown path, or a wrong method on a parameter route) and method (`other` beyond the seven
+ *   standard ones, so that clients cannot add series without bound).
+ * - `jobengine_database_up` (gauge): 1 when this scrape's database queries answered (within 5 s,
+ *   or the API's request timeout when shorter), else 0. While the database is down or hangs the
+ *   scrape still answers 200 with the process's own metrics (the transition counters as last
+ *   read), without `jobengine_jobs`, which only the database knows.
  *
  * @module
  */
@@ -64,7 +70,8 @@ export class Metrics {
   readonly #transitions = new Map<string, { from: string; to: string; n: number }>();
   #transitionsThrough = 0;
   #horizon: { xid: string; covers: number } | null = null;
-  #rendering: Promise<unknown> = Promise.resolve();
+  #refreshing: Promise<unknown> = Promise.resolve();
+  #jobs = new Map<string, number>();
 
   /** Counts one HTTP request. */
   observeRequest(route: string, method: string, status: number): void {
@@ -83,24 +90,46 @@ export class Metrics {
     });
   }
 
-  /** Renders every metric; queries `db` for the job and transition counts. */
-  render(db: Queryable): Promise<string> {
-    const next = this.#rendering.then(() => this.#render(db));
-    this.#rendering = next.catch(() => {});
-    return next;
+  /**
+   * Renders every metric; queries `db` for the job and transition counts, waiting at most
+   * `timeoutMs` for it (then `jobengine_database_up 0`). Never rejects.
+   */
+  async render(db: Queryable, timeoutMs = 5_000): Promise<string> {
+    // one refresh at a time (the transition counters advance by sequence ranges); a refresh
+    // that hangs keeps later ones queued behind it, and their scrapes report the database down
+    const refresh = this.#refreshing.then(() => this.#refresh(db));
+    this.#refreshing = refresh.catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const up = await Promise.race([
+      refresh.then(() => true, () => false),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return this.#render(up);
   }
 
-  async #render(db: Queryable): Promise<string> {
+  async #refresh(db: Queryable): Promise<void> {
     const jobs = await db.query<{ status: string; n: number }>(
       `select status::text as status, count(*)::int8 as n from jobengine.jobs group by 1`,
     );
+    this.#jobs = new Map(jobs.map((row) => [row.status, Number(row.n)]));
     await this.#advanceTransitions(db);
-    const lines: string[] = [];
+  }
 
-    lines.push("# HELP jobengine_jobs Jobs per status.", "# TYPE jobengine_jobs gauge");
-    const byStatus = new Map(jobs.map((row) => [row.status, Number(row.n)]));
-    for (const status of JOB_STATUSES) {
-      lines.push(`jobengine_jobs${labels({ status })} ${byStatus.get(status) ?? 0}`);
+  #render(databaseUp: boolean): string {
+    const lines: string[] = [];
+    lines.push(
+      "# HELP jobengine_database_up Whether this scrape's database queries answered.",
+      "# TYPE jobengine_database_up gauge",
+      `jobengine_database_up ${databaseUp ? 1 : 0}`,
+    );
+    if (databaseUp) {
+      lines.push("# HELP jobengine_jobs Jobs per status.", "# TYPE jobengine_jobs gauge");
+      for (const status of JOB_STATUSES) {
+        lines.push(`jobengine_jobs${labels({ status })} ${this.#jobs.get(status) ?? 0}`);
+      }
     }
 
     lines.push(

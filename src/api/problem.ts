@@ -128,14 +128,15 @@ export class PayloadTooLargeError extends HttpProblemError {
 
 /** The request body is not JSON: 415 `unsupported_media_type`. */
 export class UnsupportedMediaTypeError extends HttpProblemError {
-  /** Creates the error for the content type received. */
-  constructor(received: string | null) {
+  /** Creates the error for the content type received (or says what else was wrong). */
+  constructor(received: string | null, detail?: string) {
     super(
       415,
       "unsupported_media_type",
-      `Request body must be application/json: got ${
-        received ? `"${received}"` : "no content type"
-      }`,
+      detail ??
+        `Request body must be application/json: got ${
+          received ? `"${received}"` : "no content type"
+        }`,
       { extras: { accepted: ["application/json"] } },
     );
     this.name = "UnsupportedMediaTypeError";
@@ -333,6 +334,16 @@ export function notFoundResponse(c: Context): Response {
   return problemResponse(404, "not_found", `No route for ${c.req.method} ${c.req.path}`, {
     instance: c.req.path,
   });
+}
+
+/** The 503 for a request the database did not answer in time. */
+export function databaseTimeoutResponse(path: string, ms: number): Response {
+  return problemResponse(
+    503,
+    "database_unavailable",
+    `The database did not answer within ${ms / 1000} s`,
+    { instance: path, headers: { "retry-after": String(RETRY_AFTER_SECONDS) } },
+  );
 }
 
 /** The 405 for a known route with another method. */

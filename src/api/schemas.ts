@@ -236,6 +236,16 @@ export const ClaimBody = v.strictObject({
     ),
   ),
   leaseSeconds: v.optional(LeaseSeconds),
+  allTenants: v.optional(
+    v.pipe(
+      v.boolean(),
+      v.description(
+        "Claim from every tenant (default false: only the X-Tenant-Id tenant, `default` when " +
+          "the header is left out). For workers that serve all tenants; they send each job's " +
+          "tenantId with its heartbeat, complete and fail.",
+      ),
+    ),
+  ),
 });
 
 /** `POST /jobs/claim` body. */

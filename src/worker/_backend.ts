@@ -298,6 +298,8 @@ export function createHttpBackend(options: HttpBackendOptions): WorkerBackend {
         types: options.types,
         limit,
         leaseSeconds: options.leaseSeconds,
+        // without a tenant, the worker serves them all (the route's default is `default`)
+        ...(options.tenantId ? {} : { allTenants: true }),
       }) as { jobs?: ClaimedJob[] };
       return body.jobs ?? [];
     },

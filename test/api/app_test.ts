@@ -446,13 +446,19 @@ Deno.test("HTTP tenants: X-Tenant-Id scopes reads and writes; another tenant's j
     assert.equal((await client.get("/api/v1/jobs")).body.items.length, 0);
     assert.equal((await client.get("/api/v1/jobs", acme)).body.items.length, 1);
 
-    // claim: tenant-scoped only when the header is sent
+    // claim: the header's tenant, `default` without it; every tenant only when asked
     await client.post(`/api/v1/jobs/${job.body.id}/schedule`, undefined, acme);
     const scoped = await client.post("/api/v1/jobs/claim", { workerId: "w", types: ["t"] }, {
       "x-tenant-id": "globex",
     });
     assert.equal(scoped.body.jobs.length, 0);
-    const any = await client.post("/api/v1/jobs/claim", { workerId: "w", types: ["t"] });
+    const unnamed = await client.post("/api/v1/jobs/claim", { workerId: "w", types: ["t"] });
+    assert.deepEqual(unnamed.body, { jobs: [] });
+    const any = await client.post("/api/v1/jobs/claim", {
+      workerId: "w",
+      types: ["t"],
+      allTenants: true,
+    });
     assert.equal(any.body.jobs.length, 1);
     assert.equal(any.body.jobs[0].tenantId, "acme");
     // the lease operations are tenant-scoped too
@@ -690,7 +696,76 @@ Deno.test("HTTP 404 not_found: unknown job, unknown route; 405 for a wrong metho
     assertProblem(wrong, 405, "method_not_allowed");
     assert.match(wrong.headers.get("allow") ?? "", /GET/);
     assertProblem(await client.request("PUT", "/api/v1/jobs"), 405, "method_not_allowed");
+    // a literal path that a parameter route also matches: 405, not /jobs/:id's 400 for "claim"
+    for (const method of ["GET", "DELETE"]) {
+      const claim = await client.request(method, "/api/v1/jobs/claim");
+      assert.equal(claim.status, 405, `${method} /api/v1/jobs/claim`);
+      assert.equal(claim.headers.get("allow"), "POST");
+    }
+    // request metrics: the literal route's pattern; unknown methods as one `other` series
+    for (let i = 0; i < 3; i++) await client.request(`BREW${i}`, "/api/v1/jobs");
+    const metrics = (await client.get("/metrics")).text;
+    assert.match(
+      metrics,
+      /^jobengine_http_requests_total\{route="\/api\/v1\/jobs\/claim",method="GET",status="405"\} 1$/m,
+    );
+    assert.match(
+      metrics,
+      /^jobengine_http_requests_total\{route="[^"]*",method="other",status="\d+"\} 3$/m,
+    );
+    assert.doesNotMatch(metrics, /BREW/);
   });
+});
+
+Deno.test("HTTP a database that stops answering: 503 after the request timeout, /readyz 503, /metrics 200 with jobengine_database_up 0, then recovery", async () => {
+  await withApp(async ({ client, url }) => {
+    const job = await client.post("/api/v1/jobs", { type: "hang" });
+    assert.equal(job.status, 201);
+    // the tables the routes read, locked by a transaction that does not end: their queries
+    // wait, as they would on a frozen host
+    const locker = createPostgresDatabase(url, { max: 1 });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => locked = resolve);
+    const holding = locker.transaction(async (tx) => {
+      await tx.query(
+        "lock table jobengine.jobs, jobengine.schema_migrations, jobengine.timeline_events in access exclusive mode",
+      );
+      locked();
+      await released;
+    });
+    try {
+      await isLocked;
+      const read = await client.get(`/api/v1/jobs/${job.body.id}`);
+      assertProblem(read, 503, "database_unavailable");
+      assert.equal(read.headers.get("retry-after"), "5");
+      assertProblem(
+        await client.post("/api/v1/jobs", { type: "hang" }),
+        503,
+        "database_unavailable",
+      );
+      assertProblem(await client.get("/readyz"), 503, "database_unavailable");
+      assert.equal((await client.get("/healthz")).status, 200);
+      const metrics = await client.get("/metrics");
+      assert.equal(metrics.status, 200);
+      assert.match(metrics.text, /^jobengine_database_up 0$/m);
+      assert.doesNotMatch(metrics.text, /^jobengine_jobs\{/m);
+      assert.match(
+        metrics.text,
+        /^jobengine_http_requests_total\{route="\/api\/v1\/jobs\/:id",method="GET",status="503"\} 1$/m,
+      );
+    } finally {
+      release();
+      await holding;
+      await locker.close();
+    }
+    assert.equal((await client.get(`/api/v1/jobs/${job.body.id}`)).status, 200);
+    assert.equal((await client.get("/readyz")).status, 200);
+    const after = (await client.get("/metrics")).text;
+    assert.match(after, /^jobengine_database_up 1$/m);
+    assert.match(after, /^jobengine_jobs\{status="pending"\} [12]$/m);
+  }, { requestTimeoutMs: 400 });
 });
 
 Deno.test("HTTP 413 payload_too_large by Content-Length and by counting a chunked body; 415 for non-JSON", async () => {
@@ -750,6 +825,13 @@ Deno.test("HTTP 413 payload_too_large by Content-Length and by counting a chunke
       415,
       "unsupported_media_type",
     );
+    // a compressed body is not read as JSON (it was 400 "not valid UTF-8")
+    const gzip = await client.request("POST", "/api/v1/jobs", {
+      raw: JSON.stringify({ type: "x" }),
+      headers: { "content-type": "application/json", "content-encoding": "gzip" },
+    });
+    assertProblem(gzip, 415, "unsupported_media_type");
+    assert.match(gzip.body.detail, /Content-Encoding "gzip"/);
   }, { bodyLimitBytes: 2048 });
 });
 

@@ -97,8 +97,8 @@ export function jobRoutes(deps: ApiDeps): Route[] {
       path: `${API_PREFIX}/jobs/claim`,
       operationId: "claimJobs",
       summary: "Claim due scheduled jobs (scheduled -> running), each with a lease",
-      description: "Highest priority first, then oldest. Claims from every tenant unless " +
-        "`X-Tenant-Id` is sent, in which case only from that tenant.",
+      description: "Highest priority first, then oldest. Claims from the `X-Tenant-Id` tenant " +
+        "(`default` without the header), or from every tenant with `allTenants: true`.",
       tag: "jobs",
       tenant: true,
       body: ClaimBody,
@@ -108,14 +108,14 @@ export function jobRoutes(deps: ApiDeps): Route[] {
         schema: ClaimResponse,
       }],
       errors: [400, 413, 415, 503],
-      handler: async (c, { body, tenantId, tenantHeader }) => {
+      handler: async (c, { body, tenantId }) => {
         const started = performance.now();
         const jobs = await store.claim({
           workerId: body!.workerId,
           types: body!.types,
           limit: body!.limit ?? 1,
           leaseSeconds: body!.leaseSeconds,
-          tenantId: tenantHeader ? tenantId : null,
+          tenantId: body!.allTenants ? null : tenantId,
         });
         deps.metrics.observeClaim((performance.now() - started) / 1000);
         return c.json({ jobs: jobs.map(publicJob) });

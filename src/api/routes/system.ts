@@ -14,7 +14,7 @@ import { MIGRATIONS } from "../../db/migrate.ts";
 import type { Queryable } from "../../db/port.ts";
 import { METRICS_CONTENT_TYPE } from "../metrics.ts";
 import { buildOpenApiDocument } from "../openapi.ts";
-import { HttpProblemError } from "../problem.ts";
+import { HttpProblemError, RETRY_AFTER_SECONDS } from "../problem.ts";
 import { HealthResponse, ReadyResponse, SystemResponse } from "../schemas.ts";
 import { type ApiDeps, defineRoute, type Route } from "../_route.ts";
 import { API_PREFIX } from "./jobs.ts";
@@ -67,7 +67,25 @@ export function systemRoutes(deps: ApiDeps, allRoutes: () => readonly Route[]): 
         responses: [{ status: 200, description: "Ready", schema: ReadyResponse }],
         errors: [503],
         handler: async (c) => {
-          const pending = await pendingMigrations(deps.db);
+          // a database that hangs is not ready either: answer within deps.databaseWaitMs
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const pending = await Promise.race([
+            pendingMigrations(deps.db),
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(
+                () =>
+                  reject(
+                    new HttpProblemError(
+                      503,
+                      "database_unavailable",
+                      `The database did not answer within ${deps.databaseWaitMs / 1000} s`,
+                      { headers: { "retry-after": String(RETRY_AFTER_SECONDS) } },
+                    ),
+                  ),
+                deps.databaseWaitMs,
+              );
+            }),
+          ]).finally(() => clearTimeout(timer));
           if (pending.length > 0) {
             throw new HttpProblemError(
               503,
@@ -94,9 +112,10 @@ export function systemRoutes(deps: ApiDeps, allRoutes: () => readonly Route[]): 
           description: "Metrics",
           contentType: "text/plain; version=0.0.4",
         }],
-        errors: [503],
+        // 200 even while the database is down (jobengine_database_up 0)
+        errors: [],
         handler: async (c) => {
-          const body = await deps.metrics.render(deps.db);
+          const body = await deps.metrics.render(deps.db, deps.databaseWaitMs);
           return c.body(body, 200, { "content-type": METRICS_CONTENT_TYPE });
         },
       }),

@@ -4,7 +4,7 @@
 -- are untouched. Returns how many it reaped.
 begin;
 \ir ../_helpers.psql
-select plan(12);
+select plan(16);
 
 create temp table retry as select * from jobengine_test.job_in('running',
   '{"maxRetries": 2, "retryPolicy": {"backoff": "fixed", "initialDelayMs": 5000, "jitter": 0}}');
@@ -59,6 +59,18 @@ select is(jobengine.reap_expired_leases(), 0, 'a second run reaps nothing');
 -- the old lease holder can no longer act
 select throws_ok(format($$ select jobengine.heartbeat_job(%L, %L, 60) $$, (select id from retry), (select lease_id from retry)),
   'JE002', null, 'the reaped worker''s heartbeat raises JE002');
+-- and its completion or failure says the same (its lease expired), whether the reaper came
+-- first or not: JE002, not JE001 for the state the reaper left
+select throws_ok(format($$ select jobengine.complete_job(%L, %L, '{}') $$, (select id from retry), (select lease_id from retry)),
+  'JE002', null, 'the reaped worker''s completion raises JE002 (the job is scheduled again)');
+select throws_ok(format($$ select jobengine.fail_job(%L, %L, '{}') $$, (select id from retry), (select lease_id from retry)),
+  'JE002', null, 'its failure too');
+select throws_ok(format($$ select jobengine.complete_job(%L, %L, '{}') $$, (select id from last), (select lease_id from last)),
+  'JE002', null, 'and for a job the reaper left terminally failed');
+-- a job that ended otherwise still answers with the transition it refuses
+create temp table finished as select * from jobengine_test.job_in('completed');
+select throws_ok(format($$ select jobengine.complete_job(%L, %L, '{}') $$, (select id from finished), gen_random_uuid()),
+  'JE001', null, 'completing a completed job is an invalid transition (JE001)');
 
 -- the retried job runs again: attempt 2, and a second expiry fails it once more
 do $$ begin perform jobengine_test.make_due((select id from retry)); end $$;
