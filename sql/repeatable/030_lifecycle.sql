@@ -630,7 +630,9 @@ end;
 $$;
 
 -- Raises the right error for an operation that needs the running job's live lease and did not
--- find it: JE004 (no job), JE001 (not running), JE002 (other or expired lease).
+-- find it: JE004 (no job), JE001 (not running), JE002 (other or expired lease). A job the reaper
+-- failed (and maybe rescheduled) after its lease expired answers JE002 too: what the late
+-- holder needs to hear is that its lease expired, whether or not the reaper ran first.
 create or replace function jobengine._lease_refused(p_id uuid, p_lease uuid, p_to jobengine.job_status)
 returns void
 language plpgsql
@@ -644,6 +646,12 @@ begin
     perform jobengine._not_found(p_id);
   end if;
   if v_job.status <> 'running' then
+    if p_to is not null and v_job.status in ('failed', 'scheduled') and v_job.last_error ->> 'code' = 'lease_expired' then
+      raise exception using
+        errcode = 'JE002',
+        message = format('Lease %s on job %s expired; the reaper failed the job, which is now %s', p_lease, p_id, v_job.status),
+        detail = pg_catalog.json_build_object('jobId', p_id, 'status', v_job.status, 'reason', 'expired')::text;
+    end if;
     if p_to is null then
       raise exception using
         errcode = 'JE002',
