@@ -55,6 +55,13 @@ export const EnvSchema = v.object({
         /^postgres(?:ql)?:\/\//,
         "DATABASE_URL must be a postgres:// or postgresql:// URL",
       ),
+      // parsed here, so that a malformed one is a configuration error (exit 2) that does not
+      // repeat the URL (it may hold a password), not a crash later with the URL in its message
+      v.check(
+        (url) => URL.canParse(url),
+        "DATABASE_URL is not a valid URL (check for spaces or unescaped characters; a password " +
+          "with @, :, / or # must be percent-encoded)",
+      ),
     ),
   ),
   JOBENGINE_DATA_DIR: v.optional(v.pipe(v.string(), v.minLength(1)), DEFAULT_DATA_DIR),
@@ -92,6 +99,11 @@ export const EnvSchema = v.object({
     v.pipe(
       v.string(),
       v.transform((s) => s.split(",").map((e) => e.trim()).filter(Boolean)),
+      v.check(
+        (entries) =>
+          entries.every((entry) => /^(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}$/.test(entry)),
+        "JOBENGINE_ALLOW must be comma-separated host:port entries (IPv6 in brackets)",
+      ),
     ),
     "",
   ),

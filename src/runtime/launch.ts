@@ -9,7 +9,20 @@
  * - `--allow-read` limited to the project, the data directory, Deno's cache (PGlite's wasm) and
  *   the directory of a handlers module (`JOBENGINE_HANDLERS`) outside the project;
  *   `--allow-write` limited to the data directory;
- * - `--allow-env`, `--allow-sys=hostname` and nothing else: no `--allow-run`, no `--allow-ffi`.
+ * - `--allow-env`, `--allow-sys=hostname` and nothing else: no `--allow-run`, no `--allow-ffi`;
+ * - `--cached-only --no-remote`: Deno's module loader fetches nothing. Without them a handler's
+ *   `import("https://esm.sh/...")`, `import("jsr:...")` or `import("npm:...")` made Deno itself
+ *   download the module (Deno checks remote imports against `--allow-import`, whose default
+ *   list names deno.land, jsr.io and esm.sh, and `npm:` downloads against nothing), around
+ *   `--allow-net`. The engine's own packages come from Deno's cache, where the first
+ *   (unsealed) run or `deno install` put them; an air-gapped site brings that cache along.
+ *
+ * Every engine process runs with `DENO_NO_UPDATE_CHECK=1` (Deno's update check looks up
+ * dl.deno.land at start); the tasks in `deno.json` set it for the launcher too.
+ * `JOBENGINE_ALLOW` entries join the database in the sealed `--allow-net`, as they join it in the
+ * network guard's allowlist. A relative `JOBENGINE_HANDLERS` path is resolved against the
+ * directory the command was typed in (`INIT_CWD`, set by `deno task`), as the CLI resolves its
+ * file arguments.
  *
  * Unsealed, the engine may use the network (`--allow-net`) but the same read, write, run and ffi
  * limits apply. When `JOBENGINE_SEALED` is not set and the database turns out to be sealed
@@ -40,6 +53,8 @@ export interface LaunchPaths {
   projectDir: string;
   /** The working directory the engine runs in (relative paths resolve against it). */
   cwd: string;
+  /** The directory the command was typed in (`INIT_CWD`): a relative handlers path's base. */
+  initCwd?: string;
   /** Deno's cache directory (read: npm packages such as PGlite's wasm). */
   denoDir: string;
 }
@@ -57,7 +72,7 @@ function listenEndpoint(config: Config): string {
  */
 function handlersDir(config: Config, paths: LaunchPaths): string | null {
   if (!config.handlersModule) return null;
-  const url = handlersModuleUrl(config.handlersModule, paths.cwd);
+  const url = handlersModuleUrl(config.handlersModule, paths.initCwd ?? paths.cwd);
   if (!url.startsWith("file:")) return null;
   const dir = dirname(fileURLToPath(url));
   const inside = (root: string) =>
@@ -82,10 +97,9 @@ export function permissionFlags(config: Config, paths: LaunchPaths): string[] {
         "PORT must be a fixed port in sealed mode: --allow-net names the exact listen address",
       ]);
     }
-    const net = [listenEndpoint(config), databaseEndpoint(config.databaseUrl)].filter(
-      (entry): entry is string => entry !== null,
-    );
-    flags.push(`--allow-net=${net.join(",")}`);
+    const net = [listenEndpoint(config), databaseEndpoint(config.databaseUrl), ...config.allow]
+      .filter((entry): entry is string => entry !== null);
+    flags.push(`--allow-net=${[...new Set(net)].join(",")}`, "--cached-only", "--no-remote");
   } else {
     flags.push("--allow-net");
   }
@@ -121,7 +135,12 @@ export async function launch(env: Record<string, string>): Promise<number> {
     throw error;
   }
   const here = dirname(fileURLToPath(import.meta.url));
-  const paths = { projectDir: resolve(here, "../.."), cwd: Deno.cwd(), denoDir: await denoDir() };
+  const paths: LaunchPaths = {
+    projectDir: resolve(here, "../.."),
+    cwd: Deno.cwd(),
+    initCwd: env.INIT_CWD || Deno.cwd(),
+    denoDir: await denoDir(),
+  };
   const start = resolve(here, "start.ts");
   let code = await runEngine(start, config, paths, logger);
   if (code === RELAUNCH_SEALED_EXIT_CODE && config.sealed === undefined) {
@@ -151,7 +170,14 @@ async function runEngine(
   logger.info("Starting the engine", { sealed: config.sealed === true, permissions: flags });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", ...flags, start],
-    env: { [LAUNCHED_ENV]: "1" },
+    env: {
+      [LAUNCHED_ENV]: "1",
+      DENO_NO_UPDATE_CHECK: "1",
+      // the engine reads the module by URL, resolved where the command was typed
+      ...(config.handlersModule
+        ? { JOBENGINE_HANDLERS: handlersModuleUrl(config.handlersModule, paths.initCwd) }
+        : {}),
+    },
     // never written: the engine reads it to its end, which comes when the launcher is gone
     // (even by SIGKILL), and then shuts down instead of running on unsupervised
     stdin: "piped",

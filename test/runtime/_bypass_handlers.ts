@@ -1,6 +1,7 @@
 /**
  * Handlers for the sealed-launch test: `bypass` opens a TCP socket with `node:net`, which the
- * network guard does not see, so only the runtime's `--allow-net` can stop it.
+ * network guard does not see, so only the runtime's `--allow-net` can stop it; `importer` asks
+ * Deno's module loader to download a module, which only `--cached-only --no-remote` stop.
  *
  * @module
  */
@@ -22,5 +23,19 @@ function bypass(): Promise<{ connected: boolean; error?: string }> {
   });
 }
 
+/**
+ * Imports a module from the internet (a specifier built at run time, so Deno cannot fetch it
+ * when the module loads). With `HTTPS_PROXY` pointing at the test's listener, any download Deno
+ * attempts shows up there as a connection.
+ */
+async function importer(): Promise<{ imported: boolean; error?: string }> {
+  try {
+    await import(["https://", "esm.sh/is-odd@3.0.1"].join(""));
+    return { imported: true };
+  } catch (error) {
+    return { imported: false, error: String(error) };
+  }
+}
+
 /** The handlers the engine loads through `JOBENGINE_HANDLERS`. */
-export default { bypass };
+export default { bypass, importer };

@@ -78,4 +78,14 @@ Deno.test("loadConfig() refuses invalid values, naming each variable", () => {
     },
   );
   assert.throws(() => loadConfig({ PORT: "70000" }), ConfigError);
+  // a URL that does not parse is a configuration error that does not repeat it (a password)
+  for (const url of ["postgres://admin:S3cretPW@db host:5432/jobs", "postgres://[bad"]) {
+    assert.throws(() => loadConfig({ DATABASE_URL: url }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.problems.join("\n"), /DATABASE_URL is not a valid URL/);
+      assert.doesNotMatch(error.problems.join("\n"), /S3cretPW|\[bad/);
+      return true;
+    });
+  }
+  assert.throws(() => loadConfig({ JOBENGINE_ALLOW: "10.0.0.1" }), /JOBENGINE_ALLOW/);
 });

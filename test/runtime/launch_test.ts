@@ -19,7 +19,26 @@ Deno.test("permissionFlags() limits a sealed engine to its listen address and da
     "--allow-env",
     "--allow-sys=hostname",
     "--allow-net=127.0.0.1:8080,db.internal:6543",
+    // Deno's module loader downloads nothing (a handler's import() of a URL, jsr: or npm:)
+    "--cached-only",
+    "--no-remote",
   ]);
+  // JOBENGINE_ALLOW joins the database in --allow-net, as it joins the guard's allowlist
+  const allowed = permissionFlags(
+    loadConfig({
+      JOBENGINE_SEALED: "1",
+      PORT: "8080",
+      JOBENGINE_ALLOW: "10.0.0.7:443, [::1]:9000",
+    }),
+    PATHS,
+  );
+  assert.ok(
+    allowed.includes("--allow-net=127.0.0.1:8080,10.0.0.7:443,[::1]:9000"),
+    allowed.join(" "),
+  );
+  // unsealed: no loader limits
+  const open = permissionFlags(loadConfig({ PORT: "8080" }), PATHS);
+  assert.ok(!open.includes("--cached-only") && !open.includes("--no-remote"));
 });
 
 Deno.test("permissionFlags() gives a sealed engine on PGlite no network but its listen address", () => {
@@ -82,7 +101,7 @@ async function runBypassJob(
   task: "start" | "start:sealed",
   databaseUrl: string,
   bypassPort: number,
-  options: { sealed: boolean; env?: Record<string, string> },
+  options: { sealed: boolean; env?: Record<string, string>; type?: string },
 ) {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
@@ -125,7 +144,11 @@ async function runBypassJob(
     const created = await fetch(`${base}/jobs`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ type: "bypass", payload: {}, retryPolicy: { maxRetries: 0 } }),
+      body: JSON.stringify({
+        type: options.type ?? "bypass",
+        payload: {},
+        retryPolicy: { maxRetries: 0 },
+      }),
     });
     assert.equal(created.status, 201);
     const { id } = await created.json();
@@ -162,6 +185,20 @@ Deno.test("deno task start, sealed by JOBENGINE_SEALED or by the database: a han
     assert.match(sealed.result.error, /NotCapable|PermissionDenied|Requires net access/);
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(listener.count(), 0, "the listener saw no connection from the sealed engine");
+
+    // Deno's own module loader: a handler's import() of a URL downloads nothing (every
+    // download Deno attempts would go through the proxy, the listener)
+    const proxy = `http://127.0.0.1:${listener.port}`;
+    const imported = await runBypassJob("start:sealed", fresh.url, listener.port, {
+      sealed: true,
+      type: "importer",
+      env: { HTTPS_PROXY: proxy, HTTP_PROXY: proxy, NO_PROXY: "", DENO_NO_UPDATE_CHECK: "1" },
+    });
+    assert.equal(imported.status, "completed", JSON.stringify(imported));
+    assert.equal(imported.result.imported, false);
+    assert.match(imported.result.error, /--no-remote|--cached-only/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(listener.count(), 0, "Deno's module loader attempted no download");
 
     // plain `deno task start` on the database that run left sealed: the engine finds it sealed
     // and the launcher starts it again with the sealed permissions
