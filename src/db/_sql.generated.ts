@@ -298,7 +298,7 @@ delete from jobengine.schema_migrations where kind = 'repeatable';
   {
     name: "000_core.sql",
     kind: "repeatable",
-    checksum: "454f092da70bddd2d0dc74e441aa66c296d4e809d170278df551adfd138f7b34",
+    checksum: "ac4c32c91508e1b000eba8ddd741620619de81dbf4c6ea707e306bcee8fe6dfc",
     sql: `-- Core helpers: transition context, sealed mode settings, retry policy.
 -- Repeatable: re-applied whenever this file changes. Every function is \`create or replace\`.
 --
@@ -495,10 +495,28 @@ begin
   insert into jobengine.settings as s (key, value, updated_at)
   values ('sealed', pg_catalog.to_jsonb(p_sealed), pg_catalog.now())
   on conflict (key) do update set value = excluded.value, updated_at = excluded.updated_at;
-  -- wake the scheduler: unsealing may make blocked jobs eligible
-  perform pg_catalog.pg_notify('jobengine_ready', 'sealed:' || p_sealed::text);
+  -- (the settings trigger below tells every engine)
 end;
 $$;
+
+-- AFTER any write to settings (statement): NOTIFY jobengine_ready 'sealed:<is_sealed()>', so
+-- that every engine's network guard and scheduler follow the row whatever wrote it:
+-- set_sealed(), or a plain UPDATE from psql (which the API's /system already reported while
+-- the running guards did not see it, until session 9). Unsealing wakes the scheduler: blocked
+-- jobs may be eligible.
+create or replace function jobengine.tg_settings__notify_sealed()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform pg_catalog.pg_notify('jobengine_ready', 'sealed:' || jobengine.is_sealed()::text);
+  return null;
+end;
+$$;
+create or replace trigger _900_notify_sealed
+  after insert or update or delete or truncate on jobengine.settings
+  for each statement execute function jobengine.tg_settings__notify_sealed();
 
 -- Validates a retry policy and fills in the defaults:
 -- { maxRetries: 0..100 = 3, backoff: fixed|linear|exponential = exponential,

@@ -44,11 +44,13 @@ export interface SchedulerStats {
 
 const LEADERSHIP = "scheduler";
 /**
- * The scheduler's own transactions commit without waiting for their WAL flush: each only
- * re-derives state from the database (a promotion, a reaped lease, a leadership renewal), so one
- * lost in a crash is simply done again by the next tick, and the worker's claim that follows a
- * promotion is durable and flushes it anyway. This takes one disk flush off the path from
- * create to handler.
+ * The leadership renewal commits without waiting for its WAL flush: it writes no history and no
+ * event, and one lost in a crash is simply done again by the next tick. Promotions and reaped
+ * leases commit durably, like every other transition: their `job.scheduled` / `job.failed`
+ * events reach SSE clients as soon as they are visible, and an asynchronous commit lost in a
+ * crash left clients holding events that never happened (and, after the restart, a sequence
+ * number reused for another event; found by a crash probe in session 9). That costs the path
+ * from create to handler one disk flush (docs/performance.md).
  */
 const ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true) as _async_commit";
 const SILENT: SchedulerLogger = { info() {}, warn() {}, error() {} };
@@ -189,7 +191,7 @@ export class JobScheduler {
     let promoted: number;
     do {
       const rows = await this.#db.query<{ n: number }>(
-        `select jobengine.schedule_ready(p_limit => $1::int) as n, ${ASYNC_COMMIT}`,
+        `select jobengine.schedule_ready(p_limit => $1::int) as n`,
         [this.#batchSize],
       );
       promoted = Number(rows[0]!.n);
@@ -199,7 +201,7 @@ export class JobScheduler {
       this.#reapDue = false;
       this.#reapedAt = now;
       const rows = await this.#db.query<{ n: number }>(
-        `select jobengine.reap_expired_leases() as n, ${ASYNC_COMMIT}`,
+        `select jobengine.reap_expired_leases() as n`,
       );
       this.stats.reaped += Number(rows[0]!.n);
       await this.#armTimer();

@@ -345,6 +345,35 @@ function egressDenied(error: unknown): EgressDeniedError | null {
   return null;
 }
 
+/** The `api` of an egress refused by the runtime's permissions rather than the guard. */
+const RUNTIME_PERMISSION = "runtime permission";
+
+/**
+ * A network refusal by the runtime itself: Deno's `NotCapable` (`PermissionDenied` before Deno
+ * 2), "Requires net access to "host:port"". That is code that went around the network guard (a
+ * `fetch` taken before the guard was installed, `node:net`, a Worker) and met the sealed
+ * launch's `--allow-net`. Sealed, it is reported like the guard's own refusals.
+ */
+function permissionEgress(error: unknown): EgressDeniedError | null {
+  for (let e = error, depth = 0; e && depth < 8; depth++) {
+    if (e instanceof Error && (e.name === "NotCapable" || e.name === "PermissionDenied")) {
+      const match = /Requires net access to "([^"]*)"/.exec(e.message);
+      if (match) {
+        const target = match[1]!;
+        const colon = target.lastIndexOf(":");
+        const port = colon > 0 ? Number(target.slice(colon + 1)) : NaN;
+        const host = (Number.isInteger(port) ? target.slice(0, colon) : target).replace(
+          /^\[(.*)\]$/,
+          "$1",
+        );
+        return new EgressDeniedError(host, Number.isInteger(port) ? port : 0, RUNTIME_PERMISSION);
+      }
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
 /**
  * Serializes and parses a result once, as the database will store it (`undefined` -> null).
  * Throws for what JSON would silently alter or PostgreSQL refuse: functions and symbols
@@ -889,8 +918,21 @@ class WorkerRuntime implements Worker {
         this.#emit("aborted", { job, reason });
         return;
       }
-      const denied = egressDenied(outcome.ok ? null : outcome.error);
+      const refused = outcome.ok ? null : outcome.error;
+      const denied = egressDenied(refused) ?? (this.sealed ? permissionEgress(refused) : null);
       if (held.denial || denied) {
+        if (denied?.api === RUNTIME_PERMISSION && !held.denial) {
+          // the guard never saw this one: write its sealed.egress_blocked event here
+          const record = this.#backend.recordEgressBlocked({
+            host: denied.host,
+            port: denied.port,
+            api: denied.api,
+            jobId: job.id,
+            actor: this.workerId,
+          }).catch((error) => this.#fault("recording a refused egress", error));
+          held.records.push(record);
+          this.#track(record);
+        }
         await Promise.allSettled(held.records);
         const host = denied?.host ?? held.denial!.host;
         const port = denied?.port ?? held.denial!.port;

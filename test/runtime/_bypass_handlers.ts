@@ -23,6 +23,22 @@ function bypass(): Promise<{ connected: boolean; error?: string }> {
   });
 }
 
+/** The same connection, but the handler lets the runtime's refusal propagate. */
+function bypassThrows(): Promise<void> {
+  const port = Number(Deno.env.get("BYPASS_PORT"));
+  return new Promise((resolve, reject) => {
+    try {
+      const socket = connect({ host: "127.0.0.1", port }, () => {
+        socket.end();
+        resolve();
+      });
+      socket.on("error", reject);
+    } catch (error) {
+      reject(error);
+    }
+  });
+}
+
 /**
  * Imports a module from the internet (a specifier built at run time, so Deno cannot fetch it
  * when the module loads). With `HTTPS_PROXY` pointing at the test's listener, any download Deno
@@ -38,4 +54,4 @@ async function importer(): Promise<{ imported: boolean; error?: string }> {
 }
 
 /** The handlers the engine loads through `JOBENGINE_HANDLERS`. */
-export default { bypass, importer };
+export default { bypass, bypassThrows, importer };

@@ -3,6 +3,7 @@ import { permissionFlags } from "../../src/runtime/launch.ts";
 import { ConfigError, loadConfig } from "../../src/runtime/config.ts";
 import { freshDatabase } from "../_db.ts";
 import { countingListener } from "../_listener.ts";
+import { createPostgresDatabase } from "../../src/db/postgres.ts";
 
 const PATHS = { projectDir: "/srv/jobengine", cwd: "/srv/jobengine", denoDir: "/var/cache/deno" };
 
@@ -175,6 +176,21 @@ async function runBypassJob(
   }
 }
 
+/** The types of the sealed.egress_blocked events whose subject is `jobId`. */
+async function adminEvents(url: string, jobId: string): Promise<string[]> {
+  const db = createPostgresDatabase(url, { max: 1 });
+  try {
+    const rows = await db.query<{ type: string }>(
+      `select type from jobengine.timeline_events
+        where subject_id = $1::uuid and type = 'sealed.egress_blocked' order by sequence`,
+      [jobId],
+    );
+    return rows.map((row) => row.type);
+  } finally {
+    await db.close();
+  }
+}
+
 Deno.test("deno task start, sealed by JOBENGINE_SEALED or by the database: a handler that bypasses the guard still cannot open a socket", async () => {
   const fresh = await freshDatabase();
   const listener = countingListener();
@@ -185,6 +201,22 @@ Deno.test("deno task start, sealed by JOBENGINE_SEALED or by the database: a han
     assert.match(sealed.result.error, /NotCapable|PermissionDenied|Requires net access/);
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(listener.count(), 0, "the listener saw no connection from the sealed engine");
+
+    // a refusal by the runtime's permissions that the handler lets through is reported like
+    // the guard's: egress_denied, not retryable, and a sealed.egress_blocked event for the job
+    const thrown = await runBypassJob("start:sealed", fresh.url, listener.port, {
+      sealed: true,
+      type: "bypassThrows",
+    });
+    assert.equal(thrown.status, "failed", JSON.stringify(thrown));
+    assert.equal(thrown.lastError.code, "egress_denied", JSON.stringify(thrown.lastError));
+    assert.deepEqual(
+      { host: thrown.lastError.details.host, port: thrown.lastError.details.port },
+      { host: "127.0.0.1", port: listener.port },
+    );
+    const blocked = await adminEvents(fresh.url, thrown.id);
+    assert.deepEqual(blocked, ["sealed.egress_blocked"]);
+    assert.equal(listener.count(), 0);
 
     // Deno's own module loader: a handler's import() of a URL downloads nothing (every
     // download Deno attempts would go through the proxy, the listener)

@@ -628,6 +628,28 @@ Deno.test("Sealed by the database: a worker follows set_sealed(true) and install
   });
 });
 
+Deno.test("Sealed by a plain UPDATE of the settings row: a running worker follows it too", async () => {
+  await withStore(async ({ db, store, connect }) => {
+    await store.setSealed(false);
+    const worker = createWorker({
+      db: connect(2),
+      handlers: { noop: () => Promise.resolve() },
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      assert.equal(worker.sealed, false);
+      // what /system reports follows the row; the guard must as well (it missed this update)
+      await db.query(`update jobengine.settings set value = 'true' where key = 'sealed'`);
+      await until(() => worker.sealed, 2000, "the worker to seal");
+      await db.query(`update jobengine.settings set value = 'false' where key = 'sealed'`);
+      await until(() => !worker.sealed, 2000, "the worker to unseal");
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
 // ------------------------------------------------------------------------------------------------
 // Remote mode: the same handlers against the HTTP API, served on 127.0.0.1.
 
