@@ -25,9 +25,11 @@
  * file arguments.
  *
  * Unsealed, the engine may use the network (`--allow-net`) but the same read, write, run and ffi
- * limits apply. When `JOBENGINE_SEALED` is not set and the database turns out to be sealed
- * already (`set_sealed(true)`), the engine stops before starting anything and exits with
- * `RELAUNCH_SEALED_EXIT_CODE`; the launcher then starts it again with the sealed permissions.
+ * limits apply. When `JOBENGINE_SEALED` is not set, the engine follows the database's seal: when
+ * the database turns out to be sealed at start (`set_sealed(true)`), or is sealed while the
+ * engine runs, the engine stops (draining as on SIGTERM) and exits with
+ * `RELAUNCH_SEALED_EXIT_CODE`; the launcher then starts it again with the sealed permissions,
+ * and the other way round when the database is unsealed.
  * The launcher logs the exact flags, forwards SIGINT and SIGTERM to the engine, and exits with
  * its exit code. The engine's standard input is a pipe from the launcher: when the launcher is
  * gone, however it went, the engine shuts down as on SIGTERM.
@@ -142,13 +144,38 @@ export async function launch(env: Record<string, string>): Promise<number> {
     denoDir: await denoDir(),
   };
   const start = resolve(here, "start.ts");
-  let code = await runEngine(start, config, paths, logger);
-  if (code === RELAUNCH_SEALED_EXIT_CODE && config.sealed === undefined) {
-    logger.info("The database is sealed: starting the engine again with sealed permissions");
-    code = await runEngine(start, { ...config, sealed: true }, paths, logger);
+  // With JOBENGINE_SEALED unset, the engine follows the database's seal: it hands back with
+  // RELAUNCH_SEALED_EXIT_CODE whenever its permissions and the seal disagree (at start, or when
+  // set_sealed changes it while it runs), and is started again with the other permissions.
+  let sealedPermissions = config.sealed === true;
+  let relaunches: number[] = [];
+  for (;;) {
+    const code = await runEngine(
+      start,
+      { ...config, sealed: sealedPermissions || config.sealed },
+      paths,
+      logger,
+    );
+    if (code !== RELAUNCH_SEALED_EXIT_CODE || config.sealed !== undefined) return code;
+    const now = Date.now();
+    relaunches = [...relaunches.filter((at) => now - at < 60_000), now];
+    if (relaunches.length > MAX_RELAUNCHES_PER_MINUTE) {
+      logger.error("The engine asked to be restarted too often; stopping", {
+        relaunchesInLastMinute: relaunches.length,
+      });
+      return 1;
+    }
+    sealedPermissions = !sealedPermissions;
+    logger.info(
+      sealedPermissions
+        ? "The database is sealed: starting the engine again with sealed permissions"
+        : "The database is unsealed: starting the engine again with network permissions",
+    );
   }
-  return code;
 }
+
+/** More restarts than this within a minute (the seal flapping) stop the launcher. */
+const MAX_RELAUNCHES_PER_MINUTE = 10;
 
 /** Runs `start` (`start.ts`) once in a child Deno process with the permissions of `config`. */
 async function runEngine(

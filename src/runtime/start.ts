@@ -8,10 +8,12 @@
  *    up yet or a directory another process holds.
  * 3. Applies the embedded migrations.
  * 4. Seals or unseals the engine when `JOBENGINE_SEALED` is set (`set_sealed`). When it is not
- *    set and the database is sealed already while this process may open any socket, the engine
- *    stops before it starts anything and exits with {@linkcode RELAUNCH_SEALED_EXIT_CODE}, so
- *    that the launcher starts it again with sealed permissions (run by the launcher only:
- *    `JOBENGINE_LAUNCHED`; otherwise it warns and goes on with the network guard alone).
+ *    set and the database's seal and this process's network permission disagree (sealed while
+ *    this process may open any socket, or unsealed after a sealed relaunch), the engine stops
+ *    before it starts anything and exits with {@linkcode RELAUNCH_SEALED_EXIT_CODE}, so that the
+ *    launcher starts it again with the other permissions; the same happens, after a drain as on
+ *    SIGTERM, when the seal changes while it runs (run by the launcher only: `JOBENGINE_LAUNCHED`;
+ *    otherwise it warns and goes on with the network guard alone).
  * 5. Starts the TimelineEventEmitter, the JobScheduler, the built-in worker (handlers from
  *    `JOBENGINE_HANDLERS`, or the built-in `noop` / `echo` / `sleep`; none when
  *    `JOBENGINE_WORKER_CONCURRENCY=0`) and the HTTP API (`Deno.serve` on `HOST:PORT`).
@@ -61,9 +63,13 @@ const DUPLICATE_SIGNAL_MS = 1_000;
  * process may open any socket; the launcher starts the engine again with sealed permissions.
  */
 export class SealedRelaunchRequired extends Error {
-  /** Creates the error. */
-  constructor() {
-    super("The database is sealed: the engine must run with sealed permissions");
+  /** Creates the error: the database is sealed (or unsealed) and this process's permission is not. */
+  constructor(readonly sealed = true) {
+    super(
+      sealed
+        ? "The database is sealed: the engine must run with sealed permissions"
+        : "The database is unsealed: the engine must run with network permissions",
+    );
     this.name = "SealedRelaunchRequired";
   }
 }
@@ -71,11 +77,15 @@ export class SealedRelaunchRequired extends Error {
 /** Options of {@linkcode startEngine}. */
 export interface StartOptions {
   /**
-   * Stop with {@linkcode SealedRelaunchRequired} when the database is sealed, `JOBENGINE_SEALED`
-   * is not set and the network permission is unrestricted (set when the launcher runs this
-   * process and can start it again sealed).
+   * Set when the launcher runs this process and can start it again with other permissions:
+   * with `JOBENGINE_SEALED` unset, stop with {@linkcode SealedRelaunchRequired} when the
+   * database's seal and this process's network permission disagree (sealed with the network
+   * unrestricted, or unsealed with it limited), at start; and, while running, call
+   * `onRelaunch` when they come to disagree (`set_sealed`, or an UPDATE of the settings row).
    */
   relaunchWhenSealed?: boolean;
+  /** Called once when the engine must be started again with other permissions (see above). */
+  onRelaunch?: (sealed: boolean) => void;
 }
 
 /** Whether this process may open a socket to any host (Deno's `--allow-net` without a list). */
@@ -159,15 +169,39 @@ export async function startEngine(
       logger.info(config.sealed ? "Engine sealed" : "Engine unsealed", {
         source: "JOBENGINE_SEALED",
       });
-    } else if (networkUnrestricted() && await store.isSealed()) {
-      // sealed by set_sealed(true): the network guard follows the database, but the runtime's
-      // own permission backstop is set when the process starts
-      if (options.relaunchWhenSealed) throw new SealedRelaunchRequired();
-      logger.warn(
-        "The database is sealed but this process may open any socket: only the network guard " +
-          "stands between handlers and the network (start it with `deno task start` for the " +
-          "runtime's permission backstop)",
-      );
+    } else {
+      const sealed = await store.isSealed();
+      if (sealed === networkUnrestricted()) {
+        // the runtime's own permission backstop is set when the process starts: sealed by
+        // set_sealed(true) with any socket allowed, or unsealed since a sealed relaunch
+        if (options.relaunchWhenSealed) throw new SealedRelaunchRequired(sealed);
+        if (sealed) {
+          logger.warn(
+            "The database is sealed but this process may open any socket: only the network " +
+              "guard stands between handlers and the network (start it with `deno task start` " +
+              "for the runtime's permission backstop)",
+          );
+        }
+      }
+      if (options.relaunchWhenSealed && options.onRelaunch) {
+        // while running: the same disagreement, when the seal changes (the settings trigger
+        // notifies every change, whatever wrote it)
+        const onRelaunch = options.onRelaunch;
+        let asked = false;
+        const unlisten = await db.listen("jobengine_ready", (payload) => {
+          if (asked || (payload !== "sealed:true" && payload !== "sealed:false")) return;
+          const nowSealed = payload === "sealed:true";
+          if (nowSealed !== networkUnrestricted()) return;
+          asked = true;
+          logger.warn(
+            nowSealed
+              ? "The database was sealed: restarting the engine with sealed permissions"
+              : "The database was unsealed: restarting the engine with network permissions",
+          );
+          onRelaunch(nowSealed);
+        });
+        stoppers.push(() => unlisten());
+      }
     }
 
     const emitter = new TimelineEventEmitter(db, { logger });
@@ -304,12 +338,23 @@ export async function main(): Promise<number> {
     }
   }
 
+  let relaunch = false;
   let engine: Engine;
   try {
-    engine = await startEngine(config, logger, { relaunchWhenSealed: launched });
+    engine = await startEngine(config, logger, {
+      relaunchWhenSealed: launched,
+      onRelaunch: () => {
+        relaunch = true;
+        signalled("seal changed");
+      },
+    });
   } catch (error) {
     if (error instanceof SealedRelaunchRequired) {
-      logger.info("The database is sealed: handing back to the launcher to start sealed");
+      logger.info(
+        error.sealed
+          ? "The database is sealed: handing back to the launcher to start sealed"
+          : "The database is unsealed: handing back to the launcher to start with the network",
+      );
       return RELAUNCH_SEALED_EXIT_CODE;
     }
     logger.error("Start-up failed", { error });
@@ -321,7 +366,7 @@ export async function main(): Promise<number> {
   await engine.stop();
   for (const [sig, listener] of listeners) Deno.removeSignalListener(sig, listener);
   logger.info("Stopped");
-  return 0;
+  return relaunch && first === null ? RELAUNCH_SEALED_EXIT_CODE : 0;
 }
 
 if (import.meta.main) Deno.exit(await main());

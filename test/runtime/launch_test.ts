@@ -255,6 +255,95 @@ Deno.test("deno task start, sealed by JOBENGINE_SEALED or by the database: a han
   }
 });
 
+Deno.test("deno task start sealed while it runs (set_sealed): the engine restarts itself with sealed permissions, and with the network once unsealed", async () => {
+  const fresh = await freshDatabase();
+  const listener = countingListener();
+  const db = createPostgresDatabase(fresh.url, { max: 1 });
+  const port = freePort();
+  const base = `http://127.0.0.1:${port}/api/v1`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "--quiet", "start"],
+    env: {
+      DATABASE_URL: fresh.url,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      JOBENGINE_HANDLERS: "test/runtime/_bypass_handlers.ts",
+      JOBENGINE_WORKER_CONCURRENCY: "1",
+      BYPASS_PORT: String(listener.port),
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  // the HTTP calls retry while the engine restarts (its port closes for a moment)
+  const call = async (path: string, init?: RequestInit) => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const response = await fetch(`${base}${path}`, init);
+        if (response.status < 500) return await response.json();
+        await response.body?.cancel();
+      } catch {
+        // not listening (yet, or again)
+      }
+      if (Date.now() > deadline) throw new Error(`${path}: no answer within 60 s`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+  const runBypass = async () => {
+    const job = await call("/jobs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "bypass", retryPolicy: { maxRetries: 0 } }),
+    });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const now = await call(`/jobs/${job.id}`);
+      if (now.terminal) return now;
+      if (Date.now() > deadline) throw new Error(`job ${job.id} did not finish`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  try {
+    assert.equal((await call("/system")).sealed, false);
+    // unsealed: node:net reaches the listener (the test can see traffic)
+    assert.equal((await runBypass()).result.connected, true);
+    assert.equal(listener.count(), 1);
+
+    await db.query("select jobengine.set_sealed(true)");
+    // the old engine stops claiming at once; give the relaunch a moment, then run the bypass
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const sealed = await runBypass();
+    assert.equal(sealed.result.connected, false, JSON.stringify(sealed));
+    assert.match(sealed.result.error, /NotCapable|PermissionDenied|Requires net access/);
+    assert.equal(listener.count(), 1, "no connection once the database was sealed");
+
+    // unsealed again: the engine comes back with the network
+    await db.query("update jobengine.settings set value = 'false' where key = 'sealed'");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const open = await runBypass();
+    assert.equal(open.result.connected, true, JSON.stringify(open));
+    assert.equal(listener.count(), 2);
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already exited
+    }
+    await child.status;
+    await db.close();
+    await listener.close();
+    await fresh.drop();
+  }
+  const [stdout] = await output;
+  assert.match(stdout, /starting the engine again with sealed permissions/);
+  assert.match(stdout, /starting the engine again with network permissions/);
+});
+
 Deno.test("the launcher killed with SIGKILL takes its engine with it (the engine's stdin ends)", async () => {
   const fresh = await freshDatabase();
   const port = freePort();
