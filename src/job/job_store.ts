@@ -350,6 +350,21 @@ export class JobStore {
     return rows.map(rowToClaimedJob);
   }
 
+  /**
+   * The running jobs whose live lease names `workerId`: for a worker whose claim reached the
+   * database but whose answer did not (the connection dropped after the commit), so that it can
+   * run them now instead of leaving them to the reaper after their lease.
+   */
+  async leasedTo(workerId: string): Promise<ClaimedJob[]> {
+    const rows = await this.#rows(
+      `select * from jobengine.jobs
+        where status = 'running' and lease_owner = $1::text and lease_expires_at > clock_timestamp()
+        order by priority desc, created_at, id`,
+      [workerId],
+    );
+    return rows.map(rowToClaimedJob);
+  }
+
   /** Extends a live lease. */
   heartbeat(id: string, leaseId: string, leaseSeconds = DEFAULT_LEASE_SECONDS): Promise<Job> {
     return this.#one(

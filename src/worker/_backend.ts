@@ -64,6 +64,12 @@ export interface WorkerBackend {
   /** Claims up to `limit` due jobs of the worker's types. */
   claim(limit: number): Promise<ClaimedJob[]>;
   /**
+   * The running jobs leased to this worker (by id), when the backend can list them (the
+   * database backend; the HTTP API has no such route): after a claim failed, jobs it claimed
+   * all the same are taken up from here.
+   */
+  leasedToMe?(): Promise<ClaimedJob[]>;
+  /**
    * Extends a lease; throws {@linkcode LeaseMismatchError} when it is gone, with the job's
    * `status` in its details when known.
    */
@@ -117,6 +123,7 @@ export function createDatabaseBackend(db: Database, config: BackendConfig): Work
         leaseSeconds: config.leaseSeconds,
         tenantId: config.tenantId ?? null,
       }),
+    leasedToMe: () => store.leasedTo(config.workerId),
     async heartbeat(lease) {
       await store.heartbeat(lease.id, lease.leaseId, config.leaseSeconds);
     },

@@ -469,6 +469,9 @@ class WorkerRuntime implements Worker {
   #dueTimer: ReturnType<typeof setTimeout> | null = null;
   #retryTimer: ReturnType<typeof setTimeout> | null = null;
   #claimFailures = 0;
+  /** A claim failed: the database may have committed it all the same (see #takeUpLostClaims). */
+  #lostClaim = false;
+  readonly #takesUpLost: boolean;
 
   // lease checks after jobengine_events
   #checking: Promise<void> | null = null;
@@ -517,6 +520,8 @@ class WorkerRuntime implements Worker {
     this.#logger = options.logger ?? CONSOLE_LOGGER;
     this.#sealedOption = options.sealed;
     this.#allow = [...(options.allow ?? []), ...backend.endpoints];
+    // jobs leased to this id are this process's only when the id is its own (generated)
+    this.#takesUpLost = options.workerId === undefined && backend.leasedToMe !== undefined;
   }
 
   get running(): number {
@@ -738,6 +743,8 @@ class WorkerRuntime implements Worker {
   }
 
   async #claim(limit: number): Promise<void> {
+    // (no other claim in flight: its answer could still bring what the lookup would find)
+    if (this.#lostClaim && this.#claims.size === 0) await this.#takeUpLostClaims();
     const seq = this.#wakeSeq;
     const sentAt = performance.now();
     this.#reserved += limit;
@@ -748,17 +755,46 @@ class WorkerRuntime implements Worker {
     } catch (error) {
       // no claims until the retry timer (or another wake-up) says to try again
       this.#hint = false;
+      this.#lostClaim = this.#takesUpLost;
       this.#claimFailed(error);
       return;
     } finally {
       this.#reserved -= limit;
     }
-    for (const job of jobs) this.#run(job, sentAt);
+    for (const job of jobs) if (!this.#held.has(job.id)) this.#run(job, sentAt);
     if (jobs.length === limit) {
       this.#hint = true;
     } else if (seq === this.#wakeSeq) {
       this.#hint = false;
       await this.#armDueTimer();
+    }
+  }
+
+  /**
+   * After a failed claim: a claim whose answer was lost (the connection dropped after the
+   * database committed it) left jobs `running` under this worker's id that nobody runs; they
+   * waited for the reaper until their lease expired (and spent an attempt). Looks them up and
+   * runs them now, on the rest of their lease.
+   */
+  async #takeUpLostClaims(): Promise<void> {
+    let mine: ClaimedJob[];
+    try {
+      mine = await this.#backend.leasedToMe!();
+    } catch {
+      return; // the database is still away: the next claim tries again
+    }
+    this.#lostClaim = false;
+    const lost = mine.filter((job) => !this.#held.has(job.id));
+    if (lost.length === 0) return;
+    this.#logger.warn(
+      `Worker ${this.workerId}: running ${lost.length} job(s) claimed by a claim whose answer was lost`,
+      { jobIds: lost.slice(0, 20).map((job) => job.id) },
+    );
+    const now = performance.now();
+    for (const job of lost) {
+      // the lease clock counts from the claim: as long ago as the lease has run down
+      const remaining = Date.parse(job.leaseExpiresAt) - Date.now();
+      this.#run(job, now - Math.max(0, this.#leaseMs - remaining));
     }
   }
 

@@ -20,6 +20,8 @@ import {
   type WorkerLogger,
 } from "../../src/worker/mod.ts";
 import { withStore } from "../_store.ts";
+import { startTcpProxy } from "../api/_client.ts";
+import { createPostgresDatabase } from "../../src/db/postgres.ts";
 import { until } from "../_wait.ts";
 import { countingListener } from "../_listener.ts";
 
@@ -907,6 +909,54 @@ Deno.test("createWorker(): a completion batch the database refuses as data is wr
       assert.equal(jobs[2]!.lastError?.code, "invalid_result");
     } finally {
       await worker.stop();
+    }
+  });
+});
+
+Deno.test("A claim whose answer was lost: the worker finds the jobs leased to it and runs them, instead of leaving them to the reaper", async () => {
+  await withStore(async ({ db, store, url }) => {
+    const target = new URL(url);
+    const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port) });
+    const viaProxy = new URL(url);
+    viaProxy.hostname = "127.0.0.1";
+    viaProxy.port = String(proxy.port);
+    const proxied = createPostgresDatabase(viaProxy.toString(), { max: 2, connectTimeout: 2 });
+    const ran: string[] = [];
+    const worker = createWorker({
+      db: proxied,
+      handlers: { lost: (job) => Promise.resolve(void ran.push(job.id)) },
+      leaseSeconds: 60,
+      pollIntervalMs: 100,
+      logger: SILENT,
+    });
+    try {
+      await worker.start();
+      proxy.cut();
+      // what a claim that committed but whose answer never came back leaves behind: the job
+      // running under this worker's id (claimed here on another connection)
+      const { job } = await store.create("lost", {});
+      await store.schedule(job.id);
+      const claimed = await db.query<{ id: string }>(
+        `select id from jobengine.claim_jobs_for($1::text, array['lost'], 1, 60, null)`,
+        [worker.workerId],
+      );
+      assert.deepEqual(claimed.map((row) => row.id), [job.id]);
+      // the worker's own claims fail while the connection is cut
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      proxy.restore();
+      await until(async () => (await store.get(job.id)).status === "completed", 10_000, "the job");
+      assert.deepEqual(ran, [job.id]);
+      const history = await store.history(job.id);
+      assert.deepEqual(history.map((h) => h.toStatus), [
+        "pending",
+        "scheduled",
+        "running",
+        "completed",
+      ]);
+    } finally {
+      await worker.stop();
+      await proxied.close();
+      proxy.close();
     }
   });
 });
