@@ -114,7 +114,8 @@ begin
       new.failed_at := pg_catalog.now();
       -- no retry left: terminal, however the job failed (fail_job and the reaper compute the
       -- same and reschedule the others themselves)
-      new.terminal := new.terminal or old.attempt > old.max_retries;
+      new.terminal := new.terminal or (old.attempt > old.max_retries
+        and pg_catalog.current_setting('jobengine.releasing', true) is distinct from 'on');
       if new.status_reason is null then
         -- a raw UPDATE (no engine context): an operator's failure is terminal, like fail_job
         -- with retryable = false; nothing would reschedule it otherwise, and its dependents

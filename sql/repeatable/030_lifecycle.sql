@@ -829,6 +829,49 @@ begin
 end;
 $$;
 
+-- release_jobs: hands claimed jobs back, for a worker that stops before running (or finishing)
+-- them: running -> failed (reason released, last_error code p_code) -> scheduled, due at once,
+-- never terminal on account of the release. Lease holders only (a lease that does not hold is
+-- left out); returns the ids released. A shutdown is not the job's failure: before session 9
+-- the worker failed such jobs like any error, and one on its last attempt (every job, with
+-- maxRetries 0), or one queued by prefetch that never started, ended failed for good. attempt
+-- still counts the entry into running, so a released job's next failure may be its last.
+create or replace function jobengine.release_jobs(p_ids uuid[], p_leases uuid[], p_code text default 'worker_shutdown')
+returns setof uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_ids uuid[];
+begin
+  if pg_catalog.cardinality(p_ids) <> pg_catalog.cardinality(p_leases) then
+    perform jobengine._invalid_argument('p_ids', 'p_ids and p_leases must have the same length');
+  end if;
+  -- the transition trigger keeps a released job out of the "no retry left" rule
+  perform jobengine._set_context('released', null),
+          pg_catalog.set_config('jobengine.releasing', 'on', true);
+  with released as (
+    update jobengine.jobs j
+       set status = 'failed', terminal = false,
+           last_error = pg_catalog.jsonb_build_object('code', coalesce(p_code, 'released'),
+             'message', format('Released by %s before it finished', j.lease_owner))
+      from rows from (pg_catalog.unnest(p_ids), pg_catalog.unnest(p_leases)) as u(id, lease)
+     where j.id = u.id and j.lease_id = u.lease and j.status = 'running'
+       and j.lease_expires_at > pg_catalog.clock_timestamp()
+    returning j.id
+  )
+  select pg_catalog.array_agg(r.id) into v_ids from released r;
+  perform pg_catalog.set_config('jobengine.releasing', '', true);
+  if v_ids is not null then
+    perform jobengine._set_context('released', 'scheduler');
+    update jobengine.jobs j set status = 'scheduled', not_before = pg_catalog.now()
+     where j.id = any (v_ids) and j.status = 'failed' and not j.terminal;
+  end if;
+  perform jobengine._set_context(null, null);
+  return query select pg_catalog.unnest(v_ids);
+end;
+$$;
+
 -- cancel_job: pending | scheduled | running -> cancelled. Pending dependents are cancelled too
 -- (reason dependency_cancelled), by the dependency trigger.
 create or replace function jobengine.cancel_job(p_id uuid, p_reason text default null, p_actor text default null)

@@ -57,7 +57,7 @@ export const workerCommand: Command = {
     "Direct mode (the database) also runs a scheduler, which is safe next to others (one leads);",
     "--no-scheduler leaves that to the engine. --base-url runs against the HTTP API instead.",
     "On SIGINT / SIGTERM: no new claims; running jobs get --drain-ms (default 30000) to finish,",
-    "then they are released (failed with code worker_shutdown, retryable). Sealed mode follows",
+    "then they are released (back to scheduled, lastError.code worker_shutdown). Sealed mode follows",
     "the engine unless --sealed or JOBENGINE_SEALED=1; --allow lists host:port pairs the network",
     "guard lets through.",
   ].join("\n"),

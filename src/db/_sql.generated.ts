@@ -684,7 +684,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "bc6fe0acd97cdaff19a7f816dfe3124677883875c9f93f03d2e8da0728e8e1cf",
+    checksum: "4e49ebc1cef36d3b92dae2fa280555b345e9f8cab4da3eeb9296e345cf5c86d7",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -801,7 +801,8 @@ begin
       new.failed_at := pg_catalog.now();
       -- no retry left: terminal, however the job failed (fail_job and the reaper compute the
       -- same and reschedule the others themselves)
-      new.terminal := new.terminal or old.attempt > old.max_retries;
+      new.terminal := new.terminal or (old.attempt > old.max_retries
+        and pg_catalog.current_setting('jobengine.releasing', true) is distinct from 'on');
       if new.status_reason is null then
         -- a raw UPDATE (no engine context): an operator's failure is terminal, like fail_job
         -- with retryable = false; nothing would reschedule it otherwise, and its dependents
@@ -1450,7 +1451,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "79c54004cf59dfb67e5b20d8a6a2d2e947e644131aa75469a47deb12e96f23da",
+    checksum: "15d775ea0c557728031654ccb1db87038421f14cf0ca85d133d4ebfe8ebc6725",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -2279,6 +2280,49 @@ begin
     select * into v_job from jobengine.jobs j where j.id = p_id;
   end if;
   return v_job;
+end;
+$$;
+
+-- release_jobs: hands claimed jobs back, for a worker that stops before running (or finishing)
+-- them: running -> failed (reason released, last_error code p_code) -> scheduled, due at once,
+-- never terminal on account of the release. Lease holders only (a lease that does not hold is
+-- left out); returns the ids released. A shutdown is not the job's failure: before session 9
+-- the worker failed such jobs like any error, and one on its last attempt (every job, with
+-- maxRetries 0), or one queued by prefetch that never started, ended failed for good. attempt
+-- still counts the entry into running, so a released job's next failure may be its last.
+create or replace function jobengine.release_jobs(p_ids uuid[], p_leases uuid[], p_code text default 'worker_shutdown')
+returns setof uuid
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_ids uuid[];
+begin
+  if pg_catalog.cardinality(p_ids) <> pg_catalog.cardinality(p_leases) then
+    perform jobengine._invalid_argument('p_ids', 'p_ids and p_leases must have the same length');
+  end if;
+  -- the transition trigger keeps a released job out of the "no retry left" rule
+  perform jobengine._set_context('released', null),
+          pg_catalog.set_config('jobengine.releasing', 'on', true);
+  with released as (
+    update jobengine.jobs j
+       set status = 'failed', terminal = false,
+           last_error = pg_catalog.jsonb_build_object('code', coalesce(p_code, 'released'),
+             'message', format('Released by %s before it finished', j.lease_owner))
+      from rows from (pg_catalog.unnest(p_ids), pg_catalog.unnest(p_leases)) as u(id, lease)
+     where j.id = u.id and j.lease_id = u.lease and j.status = 'running'
+       and j.lease_expires_at > pg_catalog.clock_timestamp()
+    returning j.id
+  )
+  select pg_catalog.array_agg(r.id) into v_ids from released r;
+  perform pg_catalog.set_config('jobengine.releasing', '', true);
+  if v_ids is not null then
+    perform jobengine._set_context('released', 'scheduler');
+    update jobengine.jobs j set status = 'scheduled', not_before = pg_catalog.now()
+     where j.id = any (v_ids) and j.status = 'failed' and not j.terminal;
+  end if;
+  perform jobengine._set_context(null, null);
+  return query select pg_catalog.unnest(v_ids);
 end;
 $$;
 

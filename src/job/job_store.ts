@@ -419,6 +419,23 @@ export class JobStore {
     );
   }
 
+  /**
+   * Hands claimed jobs back (`release_jobs`): running -> failed -> scheduled, due at once, never
+   * terminal on account of the release. Returns the ids released (a lease that no longer holds
+   * is left out).
+   */
+  async release(
+    leases: readonly { id: string; leaseId: string }[],
+    code = "worker_shutdown",
+  ): Promise<string[]> {
+    if (leases.length === 0) return [];
+    const rows = await this.#rows(
+      `select id from jobengine.release_jobs(p_ids => $1::uuid[], p_leases => $2::uuid[], p_code => $3::text) as id`,
+      [leases.map((l) => l.id), leases.map((l) => l.leaseId), code],
+    );
+    return rows.map((row) => String(row.id));
+  }
+
   /** pending | scheduled | running -> cancelled. */
   cancel(id: string, reason?: string, actor?: string): Promise<Job> {
     return this.#one(

@@ -78,6 +78,12 @@ export interface WorkerBackend {
   completeMany(completions: readonly LeaseCompletion[]): Promise<Set<string>>;
   /** Fails a job (retried per its policy while `retryable`). */
   fail(lease: LeaseRef, error: JobErrorRecord, retryable: boolean): Promise<void>;
+  /**
+   * Hands a job back at shutdown without counting it as the job's failure (`release_jobs`);
+   * true when released, false when the lease no longer held. Backends without it (HTTP) fail
+   * the job with `worker_shutdown` instead.
+   */
+  release?(lease: LeaseRef): Promise<boolean>;
   /** Writes a `sealed.egress_blocked` event. */
   recordEgressBlocked(
     denial: { host: string; port: number; api: string; jobId: string | null; actor: string },
@@ -135,6 +141,9 @@ export function createDatabaseBackend(db: Database, config: BackendConfig): Work
     },
     async fail(lease, error, retryable) {
       await store.fail(lease.id, lease.leaseId, error, retryable);
+    },
+    async release(lease) {
+      return (await store.release([{ id: lease.id, leaseId: lease.leaseId }])).length === 1;
     },
     async recordEgressBlocked(denial) {
       await store.recordEgressBlocked(denial);

@@ -11,7 +11,8 @@
  *   `complete_jobs`); one that throws fails it with `{ message, code, stack }`; an
  *   `EgressDeniedError` fails it for good (`retryable = false`, code `egress_denied`).
  * - `stop()` drains: no new claims, running handlers get until the deadline, then they are
- *   aborted and their jobs released (failed with code `worker_shutdown`, retryable).
+ *   aborted and their jobs released (`release_jobs`: back to scheduled, `worker_shutdown`);
+ *   jobs queued by prefetch are released when the drain begins.
  * - Sealed: handlers run under the network guard; each refusal becomes a
  *   `sealed.egress_blocked` event naming the job (tracked with `AsyncLocalStorage`).
  *
@@ -132,7 +133,7 @@ export interface WorkerEventMap {
   failed: { job: ClaimedJob; error: Record<string, unknown>; retryable: boolean };
   /** A handler's signal aborted (cancelled or lease lost); nothing was written for it. */
   aborted: { job: ClaimedJob; reason: AbortReason };
-  /** A job was released at shutdown (failed with `worker_shutdown`, retryable). */
+  /** A job was released at shutdown (back to scheduled, `worker_shutdown`). */
   released: { job: ClaimedJob };
   /** A completion or failure was refused because the lease no longer held. */
   lost: { job: ClaimedJob; outcome: "completed" | "failed" };
@@ -603,6 +604,13 @@ class WorkerRuntime implements Worker {
     if (this.#pollTimer) clearInterval(this.#pollTimer);
     this.#pollTimer = this.#dueTimer = this.#retryTimer = null;
     await this.#claimsSettled();
+    // Jobs queued by prefetch that have not started are handed back at once: another worker
+    // can run them now, and none starts a handler while this one drains.
+    await Promise.allSettled(
+      [...this.#held.values()].filter((held) => held.waiting !== null).map((held) =>
+        this.#release(held)
+      ),
+    );
 
     if (this.#held.size > 0) {
       this.#logger.info(`Worker ${this.workerId} draining`, {
@@ -642,7 +650,15 @@ class WorkerRuntime implements Worker {
     this.#abortHeld(held, new JobAbortedError(held.job.id, "shutdown"));
     const error = errorRecord(`Released by worker ${this.workerId} at shutdown`, "worker_shutdown");
     try {
-      await this.#backend.fail(leaseOf(held), error, true);
+      if (this.#backend.release) {
+        // not the job's failure: back to scheduled, never terminal because of it
+        if (!(await this.#backend.release(leaseOf(held)))) {
+          this.#logger.warn(`Job ${held.job.id}: lease gone before it could be released`);
+          return;
+        }
+      } else {
+        await this.#backend.fail(leaseOf(held), error, true);
+      }
       this.stats.released++;
       this.#emit("released", { job: held.job });
     } catch (failure) {

@@ -456,7 +456,8 @@ Deno.test("Worker.stop() aborts handlers still running at the deadline and relea
       logger: SILENT,
     });
     await worker.start();
-    const id = await scheduledJob(store, "stuck", { maxRetries: 3 });
+    // its only attempt: a shutdown is not its failure, so it is not failed for good
+    const id = await scheduledJob(store, "stuck", { maxRetries: 0 });
     const signal = await started.promise;
     const stoppedAt = performance.now();
     await worker.stop({ deadlineMs: 150 });
@@ -465,8 +466,50 @@ Deno.test("Worker.stop() aborts handlers still running at the deadline and relea
     assert.equal((signal.reason as JobAbortedError).reason, "shutdown");
     const job = await store.get(id);
     assert.equal(job.status, "scheduled", "released for another worker");
+    assert.equal(job.terminal, false);
     assert.equal(job.lastError?.code, "worker_shutdown");
     assert.equal(worker.stats.released, 1);
+  });
+});
+
+Deno.test("Worker.stop() hands back jobs queued by prefetch at once: none starts during the drain, none is failed", async () => {
+  await withStore(async ({ store, connect }) => {
+    const started: string[] = [];
+    const first = deferred();
+    const worker = createWorker({
+      db: connect(2),
+      concurrency: 1,
+      prefetch: 5,
+      handlers: {
+        queued: (job: ClaimedJob, ctx: JobContext) => {
+          started.push(job.id);
+          first.resolve();
+          // finishes when the drain aborts it, or after 300 ms
+          return new Promise((resolve) => {
+            const timer = setTimeout(resolve, 300);
+            ctx.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+          });
+        },
+      },
+      logger: SILENT,
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await scheduledJob(store, "queued", { maxRetries: 0 }));
+    await worker.start();
+    await first.promise;
+    await until(() => worker.running === 4, 5000, "all four to be held");
+    await worker.stop({ deadlineMs: 2000 });
+    assert.equal(started.length, 1, "no queued job started during the drain");
+    const jobs = await Promise.all(ids.map((id) => store.get(id)));
+    const runner = jobs.find((job) => job.id === started[0])!;
+    assert.equal(runner.status, "completed");
+    for (const job of jobs.filter((job) => job.id !== started[0])) {
+      assert.deepEqual(
+        { status: job.status, terminal: job.terminal, code: job.lastError?.code },
+        { status: "scheduled", terminal: false, code: "worker_shutdown" },
+      );
+    }
+    assert.equal(worker.stats.released, 3);
   });
 });
 
