@@ -226,6 +226,12 @@ async function runEngine(
   }
   const status = await child.status;
   for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+  if (status.signal !== null) {
+    // killed: it could not say so itself
+    logger.error("The engine was killed", { signal: status.signal, code: status.code });
+  } else if (status.code !== 0 && status.code !== RELAUNCH_SEALED_EXIT_CODE) {
+    logger.error("The engine exited with an error", { code: status.code });
+  }
   return status.code;
 }
 

@@ -401,3 +401,32 @@ Deno.test("the launcher killed with SIGKILL takes its engine with it (the engine
     await fresh.drop();
   }
 });
+
+Deno.test("the launcher says when its engine fails (exit code) instead of ending silently", async () => {
+  const fresh = await freshDatabase();
+  try {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "--quiet", "start"],
+      env: {
+        DATABASE_URL: fresh.url,
+        PORT: String(freePort()),
+        HOST: "127.0.0.1",
+        JOBENGINE_HANDLERS: "./no/such/handlers.ts",
+        NO_COLOR: "1",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(code, 1);
+    const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+    const launcher = text.split("\n").filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line))
+      .filter((entry) => entry.service === "jobengine-launcher");
+    assert.deepEqual(
+      launcher.at(-1) && { msg: launcher.at(-1).msg, code: launcher.at(-1).code },
+      { msg: "The engine exited with an error", code: 1 },
+    );
+  } finally {
+    await fresh.drop();
+  }
+});
