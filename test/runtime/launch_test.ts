@@ -98,17 +98,18 @@ function freePort(): number {
   return port;
 }
 
-async function runBypassJob(
+/** `deno task <task>` with the bypass handlers, on `port`; its output read to the end. */
+function spawnEngine(
   task: "start" | "start:sealed",
   databaseUrl: string,
+  port: number,
   bypassPort: number,
-  options: { sealed: boolean; env?: Record<string, string>; type?: string },
+  env: Record<string, string> = {},
 ) {
-  const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["task", "--quiet", task],
     env: {
-      ...options.env,
+      ...env,
       DATABASE_URL: databaseUrl,
       PORT: String(port),
       HOST: "127.0.0.1",
@@ -124,6 +125,17 @@ async function runBypassJob(
     new Response(child.stdout).text(),
     new Response(child.stderr).text(),
   ]);
+  return { child, output };
+}
+
+async function runBypassJob(
+  task: "start" | "start:sealed",
+  databaseUrl: string,
+  bypassPort: number,
+  options: { sealed: boolean; env?: Record<string, string>; type?: string },
+) {
+  const port = freePort();
+  const { child, output } = spawnEngine(task, databaseUrl, port, bypassPort, options.env);
   const base = `http://127.0.0.1:${port}/api/v1`;
   try {
     const deadline = Date.now() + 60_000;
@@ -261,24 +273,7 @@ Deno.test("deno task start sealed while it runs (set_sealed): the engine restart
   const db = createPostgresDatabase(fresh.url, { max: 1 });
   const port = freePort();
   const base = `http://127.0.0.1:${port}/api/v1`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["task", "--quiet", "start"],
-    env: {
-      DATABASE_URL: fresh.url,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      JOBENGINE_HANDLERS: "test/runtime/_bypass_handlers.ts",
-      JOBENGINE_WORKER_CONCURRENCY: "1",
-      BYPASS_PORT: String(listener.port),
-      NO_COLOR: "1",
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-  ]);
+  const { child, output } = spawnEngine("start", fresh.url, port, listener.port);
   // the HTTP calls retry while the engine restarts (its port closes for a moment)
   const call = async (path: string, init?: RequestInit) => {
     const deadline = Date.now() + 60_000;

@@ -652,46 +652,32 @@ Deno.test("Sealed: fetch, WebSocket and Deno.connect in a handler fail with egre
   }
 });
 
-Deno.test("Sealed by the database: a worker follows set_sealed(true) and installs the guard", async () => {
-  await withStore(async ({ store, connect }) => {
+Deno.test("Sealed by the database: a worker follows set_sealed(), and a plain UPDATE of the settings row too", async () => {
+  await withStore(async ({ db, store, connect }) => {
     const worker = createWorker({
       db: connect(2),
       handlers: { noop: () => Promise.resolve() },
       logger: SILENT,
     });
     await worker.start();
+    const rawUpdate = async (sealed: boolean) => {
+      await db.query(`update jobengine.settings set value = $1::jsonb where key = 'sealed'`, [
+        JSON.stringify(sealed),
+      ]);
+    };
     try {
-      assert.equal(worker.sealed, false);
-      await store.setSealed(true);
-      await until(() => worker.sealed, 2000, "the worker to seal");
-      await store.setSealed(false);
-      await until(() => !worker.sealed, 2000, "the worker to unseal");
+      // what /system reports follows the row; the guard must as well (it missed a plain UPDATE)
+      for (const seal of [(sealed: boolean) => store.setSealed(sealed), rawUpdate]) {
+        assert.equal(worker.sealed, false);
+        await seal(true);
+        await until(() => worker.sealed, 2000, "the worker to seal");
+        await seal(false);
+        await until(() => !worker.sealed, 2000, "the worker to unseal");
+      }
     } finally {
       await worker.stop();
     }
     assert.equal(worker.sealed, false);
-  });
-});
-
-Deno.test("Sealed by a plain UPDATE of the settings row: a running worker follows it too", async () => {
-  await withStore(async ({ db, store, connect }) => {
-    await store.setSealed(false);
-    const worker = createWorker({
-      db: connect(2),
-      handlers: { noop: () => Promise.resolve() },
-      logger: SILENT,
-    });
-    await worker.start();
-    try {
-      assert.equal(worker.sealed, false);
-      // what /system reports follows the row; the guard must as well (it missed this update)
-      await db.query(`update jobengine.settings set value = 'true' where key = 'sealed'`);
-      await until(() => worker.sealed, 2000, "the worker to seal");
-      await db.query(`update jobengine.settings set value = 'false' where key = 'sealed'`);
-      await until(() => !worker.sealed, 2000, "the worker to unseal");
-    } finally {
-      await worker.stop();
-    }
   });
 });
 
