@@ -130,13 +130,38 @@ export function defineRoute<
 const MAX_ISSUES = 20;
 
 function toIssues(where: ValidationIssue["in"], issues: readonly v.BaseIssue<unknown>[]) {
-  return issues.slice(0, MAX_ISSUES).map((issue): ValidationIssue => ({
+  return issues.flatMap((issue) => expandUnion(issue, v.getDotPath(issue) ?? "")).slice(
+    0,
+    MAX_ISSUES,
+  ).map(({ issue, path }): ValidationIssue => ({
     in: where,
-    path: v.getDotPath(issue) ?? "",
+    path,
     message: issue.type === "strict_object" && issue.expected === "never"
       ? "Unknown field"
       : issue.message,
   }));
+}
+
+/**
+ * A union that no option took (`error: "text" | { message, code?, ... }`) reports "Expected
+ * (string | Object) but received Object"; when an option got past the value's type and failed
+ * on a field inside it, its field issues say more, with their full path (`error.foo`: unknown
+ * field). Sub-issues' paths are relative to the union's value.
+ */
+function expandUnion(
+  issue: v.BaseIssue<unknown>,
+  path: string,
+): { issue: v.BaseIssue<unknown>; path: string }[] {
+  if (issue.type === "union" && issue.issues) {
+    const inner = issue.issues.filter((sub) => (v.getDotPath(sub) ?? "") !== "");
+    if (inner.length > 0) {
+      return inner.flatMap((sub) => {
+        const subPath = v.getDotPath(sub)!;
+        return expandUnion(sub, path ? `${path}.${subPath}` : subPath);
+      });
+    }
+  }
+  return [{ issue, path }];
 }
 
 /** The parts of a valibot schema {@linkcode arrayForObject} walks. */

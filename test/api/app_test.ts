@@ -654,6 +654,26 @@ Deno.test("HTTP 400 validation_failed with issues: bodies, queries, path ids, he
       "validation_failed",
     );
     assert.equal(header.issues[0].in, "header");
+    // a field inside the error object is named, not "Expected (string | Object)"
+    const failPath = `/api/v1/jobs/${crypto.randomUUID()}/fail`;
+    const extra = assertProblem(
+      await client.post(failPath, {
+        leaseId: crypto.randomUUID(),
+        error: { message: "m", foo: 1 },
+      }),
+      400,
+      "validation_failed",
+    );
+    assert.deepEqual(extra.issues, [{ in: "body", path: "error.foo", message: "Unknown field" }]);
+    const badCode = assertProblem(
+      await client.post(failPath, { leaseId: crypto.randomUUID(), error: { code: 5 } }),
+      400,
+      "validation_failed",
+    );
+    assert.deepEqual(badCode.issues.map((i: { path: string }) => i.path), [
+      "error.message",
+      "error.code",
+    ]);
     assertProblem(
       await client.post("/api/v1/jobs/claim", { workerId: "w", limit: 0 }),
       400,
