@@ -269,7 +269,8 @@ begin
     perform jobengine._invalid_argument('retryPolicy.jitter', 'must be a number from 0 to 1');
   end if;
   v_result := pg_catalog.jsonb_build_object(
-    'maxRetries', v_max,
+    -- as the integer it is (3.0 is 3: the column it fills is an integer)
+    'maxRetries', pg_catalog.to_jsonb((v_max #>> '{}')::numeric::integer),
     'backoff', coalesce(v_policy -> 'backoff', '"exponential"'::jsonb),
     'initialDelayMs', coalesce(v_policy -> 'initialDelayMs', '1000'::jsonb),
     'maxDelayMs', coalesce(v_policy -> 'maxDelayMs', '300000'::jsonb),
@@ -289,6 +290,9 @@ language plpgsql
 set search_path = ''
 as $$
 begin
+  if p_policy is null then
+    perform jobengine._invalid_argument('retry_policy', 'must not be null');
+  end if;
   if pg_catalog.jsonb_typeof(p_policy) = 'object' and p_policy ? 'maxRetries' and p_max_retries is not null
      and p_policy -> 'maxRetries' is distinct from pg_catalog.to_jsonb(p_max_retries) then
     perform jobengine._invalid_argument('maxRetries',

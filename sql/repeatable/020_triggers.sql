@@ -51,7 +51,14 @@ begin
         'which write the dependency rows with it',
       detail = pg_catalog.json_build_object('table', 'jobs', 'jobId', new.id)::text;
   end if;
-  new.retry_policy := jobengine._checked_retry_policy(new.retry_policy, new.max_retries);
+  if new.max_retries is null then
+    perform jobengine._invalid_argument('max_retries', 'must not be null');
+  end if;
+  -- max_retries at its column default (3) counts as not given when the policy names maxRetries
+  new.retry_policy := jobengine._checked_retry_policy(new.retry_policy,
+    case when new.max_retries = 3 and pg_catalog.jsonb_typeof(new.retry_policy) = 'object'
+              and new.retry_policy ? 'maxRetries' then null else new.max_retries end);
+  new.max_retries := (new.retry_policy ->> 'maxRetries')::integer;
   new.version := 1;
   new.attempt := 0;
   new.terminal := false;
@@ -548,6 +555,9 @@ returns trigger
 language plpgsql
 as $$
 begin
+  if new.max_retries is null then
+    perform jobengine._invalid_argument('max_retries', 'must not be null');
+  end if;
   if new.max_retries is distinct from old.max_retries then
     -- the count, and the policy with it (a policy written in the same statement must agree)
     new.retry_policy := jobengine._checked_retry_policy(

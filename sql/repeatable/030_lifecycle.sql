@@ -809,7 +809,8 @@ begin
   if pg_catalog.jsonb_typeof(v_error) <> 'object' then
     v_error := pg_catalog.jsonb_build_object('message', v_error);
   end if;
-  perform jobengine._set_context(coalesce(v_error ->> 'code', 'error'), null);
+  -- (an empty code is no code: the reason must not be empty, which reads as a raw UPDATE)
+  perform jobengine._set_context(coalesce(nullif(v_error ->> 'code', ''), 'error'), null);
   update jobengine.jobs j
      set status = 'failed',
          last_error = v_error,

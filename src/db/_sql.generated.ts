@@ -298,7 +298,7 @@ delete from jobengine.schema_migrations where kind = 'repeatable';
   {
     name: "000_core.sql",
     kind: "repeatable",
-    checksum: "ac4c32c91508e1b000eba8ddd741620619de81dbf4c6ea707e306bcee8fe6dfc",
+    checksum: "13961ed2499b8fd75451148cb82de9d1ac2045428aaad250f1bc7daf1700edd4",
     sql: `-- Core helpers: transition context, sealed mode settings, retry policy.
 -- Repeatable: re-applied whenever this file changes. Every function is \`create or replace\`.
 --
@@ -570,7 +570,8 @@ begin
     perform jobengine._invalid_argument('retryPolicy.jitter', 'must be a number from 0 to 1');
   end if;
   v_result := pg_catalog.jsonb_build_object(
-    'maxRetries', v_max,
+    -- as the integer it is (3.0 is 3: the column it fills is an integer)
+    'maxRetries', pg_catalog.to_jsonb((v_max #>> '{}')::numeric::integer),
     'backoff', coalesce(v_policy -> 'backoff', '"exponential"'::jsonb),
     'initialDelayMs', coalesce(v_policy -> 'initialDelayMs', '1000'::jsonb),
     'maxDelayMs', coalesce(v_policy -> 'maxDelayMs', '300000'::jsonb),
@@ -590,6 +591,9 @@ language plpgsql
 set search_path = ''
 as $$
 begin
+  if p_policy is null then
+    perform jobengine._invalid_argument('retry_policy', 'must not be null');
+  end if;
   if pg_catalog.jsonb_typeof(p_policy) = 'object' and p_policy ? 'maxRetries' and p_max_retries is not null
      and p_policy -> 'maxRetries' is distinct from pg_catalog.to_jsonb(p_max_retries) then
     perform jobengine._invalid_argument('maxRetries',
@@ -684,7 +688,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "4e49ebc1cef36d3b92dae2fa280555b345e9f8cab4da3eeb9296e345cf5c86d7",
+    checksum: "0e1c9fe9815de66ba96921efd8f8be725425a2630c9dc225fb889e8ff07bb17d",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -738,7 +742,14 @@ begin
         'which write the dependency rows with it',
       detail = pg_catalog.json_build_object('table', 'jobs', 'jobId', new.id)::text;
   end if;
-  new.retry_policy := jobengine._checked_retry_policy(new.retry_policy, new.max_retries);
+  if new.max_retries is null then
+    perform jobengine._invalid_argument('max_retries', 'must not be null');
+  end if;
+  -- max_retries at its column default (3) counts as not given when the policy names maxRetries
+  new.retry_policy := jobengine._checked_retry_policy(new.retry_policy,
+    case when new.max_retries = 3 and pg_catalog.jsonb_typeof(new.retry_policy) = 'object'
+              and new.retry_policy ? 'maxRetries' then null else new.max_retries end);
+  new.max_retries := (new.retry_policy ->> 'maxRetries')::integer;
   new.version := 1;
   new.attempt := 0;
   new.terminal := false;
@@ -1235,6 +1246,9 @@ returns trigger
 language plpgsql
 as $$
 begin
+  if new.max_retries is null then
+    perform jobengine._invalid_argument('max_retries', 'must not be null');
+  end if;
   if new.max_retries is distinct from old.max_retries then
     -- the count, and the policy with it (a policy written in the same statement must agree)
     new.retry_policy := jobengine._checked_retry_policy(
@@ -1451,7 +1465,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "15d775ea0c557728031654ccb1db87038421f14cf0ca85d133d4ebfe8ebc6725",
+    checksum: "5f0a8c053facf0e378e4baa39eb5436d2ae8ab59feec25bd4f2fdb2c59a48e09",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -2263,7 +2277,8 @@ begin
   if pg_catalog.jsonb_typeof(v_error) <> 'object' then
     v_error := pg_catalog.jsonb_build_object('message', v_error);
   end if;
-  perform jobengine._set_context(coalesce(v_error ->> 'code', 'error'), null);
+  -- (an empty code is no code: the reason must not be empty, which reads as a raw UPDATE)
+  perform jobengine._set_context(coalesce(nullif(v_error ->> 'code', ''), 'error'), null);
   update jobengine.jobs j
      set status = 'failed',
          last_error = v_error,

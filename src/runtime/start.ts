@@ -188,10 +188,12 @@ export async function startEngine(
         // notifies every change, whatever wrote it)
         const onRelaunch = options.onRelaunch;
         let asked = false;
-        const unlisten = await db.listen("jobengine_ready", (payload) => {
+        const unlisten = await db.listen("jobengine_ready", async (payload) => {
           if (asked || (payload !== "sealed:true" && payload !== "sealed:false")) return;
-          const nowSealed = payload === "sealed:true";
-          if (nowSealed !== networkUnrestricted()) return;
+          // the row as it is now, not the payload: one transaction that sealed and unsealed
+          // sends both, and nets to no change
+          const nowSealed = await store.isSealed().catch(() => payload === "sealed:true");
+          if (asked || nowSealed !== networkUnrestricted()) return;
           asked = true;
           logger.warn(
             nowSealed

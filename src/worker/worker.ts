@@ -299,8 +299,9 @@ function describeError(error: unknown): JobErrorRecord {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     return errorRecord(
-      error.message || error.name,
-      typeof code === "string" && code !== "" ? code : error.name,
+      error.message || error.name || "Error",
+      // (an empty code would read as "no code": the error's name, else "error")
+      typeof code === "string" && code !== "" ? code : error.name || "error",
       error.stack,
     );
   }
@@ -485,6 +486,12 @@ class WorkerRuntime implements Worker {
 
   // completions
   #pending: PendingCompletion[] = [];
+  /**
+   * Jobs whose handler finished and whose outcome is not written yet (or could not be, until
+   * their lease lapses): id -> when its lease lapses (performance.now()). Still `running` under
+   * this worker's id in the database; #takeUpLostClaims must not run them again.
+   */
+  readonly #unwritten = new Map<string, number>();
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #writes = new Set<Promise<unknown>>();
 
@@ -800,13 +807,16 @@ class WorkerRuntime implements Worker {
       return; // the database is still away: the next claim tries again
     }
     this.#lostClaim = false;
-    const lost = mine.filter((job) => !this.#held.has(job.id));
+    const now = performance.now();
+    for (const [id, lapses] of this.#unwritten) if (lapses < now) this.#unwritten.delete(id);
+    // neither held nor finished here (a finished job whose outcome is still being written is
+    // `running` under this id too)
+    const lost = mine.filter((job) => !this.#held.has(job.id) && !this.#unwritten.has(job.id));
     if (lost.length === 0) return;
     this.#logger.warn(
       `Worker ${this.workerId}: running ${lost.length} job(s) claimed by a claim whose answer was lost`,
       { jobIds: lost.slice(0, 20).map((job) => job.id) },
     );
-    const now = performance.now();
     for (const job of lost) {
       // the lease clock counts from the claim: as long ago as the lease has run down
       const remaining = Date.parse(job.leaseExpiresAt) - Date.now();
@@ -960,6 +970,7 @@ class WorkerRuntime implements Worker {
     if (held.released) return;
     held.finishing = true;
     const { job } = held;
+    this.#unwritten.set(job.id, held.claimedAt + this.#leaseMs);
     const signal = held.controller.signal;
     try {
       if (signal.aborted) {
@@ -1038,6 +1049,7 @@ class WorkerRuntime implements Worker {
     this.#track(write);
     try {
       await write;
+      this.#unwritten.delete(job.id);
       this.stats.failed++;
       this.#emit("failed", { job, error, retryable });
     } catch (failure) {
@@ -1109,6 +1121,7 @@ class WorkerRuntime implements Worker {
       return;
     }
     for (const { held, completion } of batch) {
+      this.#unwritten.delete(held.job.id);
       if (done.has(held.job.id)) {
         this.stats.completed++;
         this.#emit("completed", {

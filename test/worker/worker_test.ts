@@ -989,3 +989,47 @@ Deno.test("A claim whose answer was lost: the worker finds the jobs leased to it
     }
   });
 });
+
+Deno.test("After a failed claim, a job that finished here and whose completion is still being written is not run again", async () => {
+  await withStore(async ({ store, url }) => {
+    const target = new URL(url);
+    const proxy = startTcpProxy({ hostname: target.hostname, port: Number(target.port) });
+    const viaProxy = new URL(url);
+    viaProxy.hostname = "127.0.0.1";
+    viaProxy.port = String(proxy.port);
+    const proxied = createPostgresDatabase(viaProxy.toString(), { max: 3, connectTimeout: 2 });
+    const started = deferred();
+    let runs = 0;
+    const worker = createWorker({
+      db: proxied,
+      handlers: {
+        slow: async () => {
+          runs++;
+          started.resolve();
+          await new Promise((resolve) => setTimeout(resolve, 800));
+          return { run: runs };
+        },
+      },
+      leaseSeconds: 60,
+      pollIntervalMs: 100,
+      logger: SILENT,
+    });
+    try {
+      await worker.start();
+      const id = await scheduledJob(store, "slow");
+      await started.promise;
+      // the database goes away while the handler runs: its completion waits and retries, and
+      // the worker's claims fail meanwhile
+      proxy.cut();
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      proxy.restore();
+      await until(async () => (await store.get(id)).status === "completed", 15_000, "the job");
+      assert.equal(runs, 1, "the handler ran once");
+      assert.deepEqual((await store.get(id)).result, { run: 1 });
+    } finally {
+      await worker.stop();
+      await proxied.close();
+      proxy.close();
+    }
+  });
+});

@@ -9,7 +9,7 @@
 --   one unreadable policy stopped reap_expired_leases for every job), and keeps the two in step.
 begin;
 \ir ../_helpers.psql
-select plan(22);
+select plan(28);
 
 -- 1. raw UPDATE running -> failed, retries left
 create temp table up as select * from jobengine_test.job_in('running', '{"maxRetries": 3}');
@@ -67,6 +67,13 @@ select is((select retry_policy from jobengine.jobs where type = 'raw.policy'),
   '{"maxRetries": 7, "backoff": "fixed", "initialDelayMs": 1000, "maxDelayMs": 300000, "multiplier": 2, "jitter": 0.1}'::jsonb,
   'a raw INSERT gets the normalised policy, max_retries as its maxRetries');
 
+-- a policy that names maxRetries, with max_retries left at its default: the policy's count
+insert into jobengine.jobs (type, retry_policy) values ('raw.count', '{"maxRetries": 5}');
+select is((select (max_retries, (retry_policy ->> 'maxRetries')::integer) from jobengine.jobs where type = 'raw.count'),
+  row(5, 5), 'a raw INSERT whose policy names maxRetries takes it when max_retries is left at its default');
+select throws_ok($$ insert into jobengine.jobs (type, retry_policy, max_retries) values ('raw', '{}', null) $$,
+  'JE009', null, 'max_retries null is refused, not defaulted');
+
 -- 4. UPDATEs of the policy
 create temp table pol as select * from jobengine_test.job_in('running');
 select throws_ok(
@@ -85,6 +92,18 @@ select is((select (max_retries, retry_policy ->> 'backoff', (retry_policy ->> 'i
 update jobengine.jobs set retry_policy = '{"backoff": "fixed"}' where id = (select id from pol);
 select is((select (max_retries, (retry_policy ->> 'maxRetries')::integer) from jobengine.jobs where id = (select id from pol)),
   row(9, 9), 'a policy without maxRetries keeps max_retries');
+
+select throws_ok(format($$ update jobengine.jobs set max_retries = null where id = %L $$, (select id from pol)),
+  'JE009', null, 'max_retries set to null is refused');
+select throws_ok(format($$ update jobengine.jobs set retry_policy = null where id = %L $$, (select id from pol)),
+  'JE009', null, 'retry_policy set to null is refused');
+select is((jobengine.create_job('raw.whole', '{}', '{"maxRetries": 3.0}')).max_retries, 3,
+  'maxRetries 3.0 is the whole number 3 (it was 22P02)');
+
+-- fail_job with an empty error code is the lease holder's retryable failure, not a raw UPDATE's
+create temp table empty as select * from jobengine_test.job_in('running', '{"maxRetries": 3}');
+select is((jobengine.fail_job((select id from empty), (select lease_id from empty), '{"message": "boom", "code": ""}')).status,
+  'scheduled'::jobengine.job_status, 'fail_job with code "" retries');
 
 -- the reaper works on: every policy it reads is valid
 select jobengine_test.expire_lease((select id from pol));
