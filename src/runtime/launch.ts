@@ -101,7 +101,18 @@ export function permissionFlags(config: Config, paths: LaunchPaths): string[] {
     }
     const net = [listenEndpoint(config), databaseEndpoint(config.databaseUrl), ...config.allow]
       .filter((entry): entry is string => entry !== null);
-    flags.push(`--allow-net=${[...new Set(net)].join(",")}`, "--cached-only", "--no-remote");
+    flags.push(
+      `--allow-net=${[...new Set(net)].join(",")}`,
+      "--cached-only",
+      "--no-remote",
+      // Deno writes deno.lock without a write permission when a handler imports a cached
+      // package the lock does not list: refuse instead
+      "--frozen-lockfile",
+      // Deno's fetch takes its proxy from these, and --allow-net checks the URL's host, not
+      // the proxy's: a handler that set one sent requests to it (the launcher also leaves them,
+      // and every OTEL_ and DENO_ variable but the cache's, out of the engine's environment)
+      `--deny-env=${PROXY_VARIABLES.join(",")}`,
+    );
   } else {
     flags.push("--allow-net");
   }
@@ -174,6 +185,28 @@ export async function launch(env: Record<string, string>): Promise<number> {
   }
 }
 
+/** The proxy variables Deno's HTTP client reads, both spellings. */
+const PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"].flatMap((name) => [
+  name,
+  name.toLowerCase(),
+]);
+
+/**
+ * The environment a sealed engine starts with: the launcher's, without what would make Deno
+ * itself talk to the network around `--allow-net`: proxies (its fetch sends every request to
+ * one), OpenTelemetry (`OTEL_DENO` exports logs and traces to `OTEL_EXPORTER_OTLP_ENDPOINT`),
+ * and `DENO_` settings other than the cache's and the update check's.
+ */
+export function sealedEnvironment(env: Record<string, string>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (PROXY_VARIABLES.includes(name) || /^OTEL_/i.test(name)) continue;
+    if (/^DENO_/.test(name) && name !== "DENO_DIR" && name !== "DENO_NO_UPDATE_CHECK") continue;
+    kept[name] = value;
+  }
+  return kept;
+}
+
 /** More restarts than this within a minute (the seal flapping) stop the launcher. */
 const MAX_RELAUNCHES_PER_MINUTE = 10;
 
@@ -195,9 +228,13 @@ async function runEngine(
     throw error;
   }
   logger.info("Starting the engine", { sealed: config.sealed === true, permissions: flags });
+  const sealed = config.sealed === true;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", ...flags, start],
+    // sealed: a filtered copy of the launcher's environment, nothing inherited besides
+    clearEnv: sealed,
     env: {
+      ...(sealed ? sealedEnvironment(Deno.env.toObject()) : {}),
       [LAUNCHED_ENV]: "1",
       DENO_NO_UPDATE_CHECK: "1",
       // the engine reads the module by URL, resolved where the command was typed

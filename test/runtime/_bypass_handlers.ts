@@ -53,5 +53,18 @@ async function importer(): Promise<{ imported: boolean; error?: string }> {
   }
 }
 
+/** Fetches the allowlisted listener at $ALLOWED_PORT (with a proxy in the environment, it would go there). */
+async function fetchAllowed(): Promise<{ status: number }> {
+  const response = await fetch(`http://127.0.0.1:${Deno.env.get("ALLOWED_PORT")}/allowed`);
+  await response.body?.cancel();
+  return { status: response.status };
+}
+
+/** Points Deno's fetch at a proxy (the listener at $BYPASS_PORT), then fetches the allowlisted host. */
+async function setProxy(): Promise<{ status: number }> {
+  Deno.env.set("HTTP_PROXY", `http://127.0.0.1:${Deno.env.get("BYPASS_PORT")}`);
+  return await fetchAllowed();
+}
+
 /** The handlers the engine loads through `JOBENGINE_HANDLERS`. */
-export default { bypass, bypassThrows, importer };
+export default { bypass, bypassThrows, importer, fetchAllowed, setProxy };

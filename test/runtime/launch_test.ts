@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { permissionFlags } from "../../src/runtime/launch.ts";
+import { permissionFlags, sealedEnvironment } from "../../src/runtime/launch.ts";
 import { ConfigError, loadConfig } from "../../src/runtime/config.ts";
 import { freshDatabase } from "../_db.ts";
 import { countingListener } from "../_listener.ts";
@@ -23,7 +23,23 @@ Deno.test("permissionFlags() limits a sealed engine to its listen address and da
     // Deno's module loader downloads nothing (a handler's import() of a URL, jsr: or npm:)
     "--cached-only",
     "--no-remote",
+    "--frozen-lockfile",
+    "--deny-env=HTTP_PROXY,http_proxy,HTTPS_PROXY,https_proxy,ALL_PROXY,all_proxy,NO_PROXY,no_proxy",
   ]);
+  assert.deepEqual(
+    Object.keys(sealedEnvironment({
+      PATH: "/usr/bin",
+      HTTP_PROXY: "x",
+      https_proxy: "x",
+      OTEL_DENO: "true",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "x",
+      DENO_DIR: "/cache",
+      DENO_AUTH_TOKENS: "x",
+      DENO_NO_UPDATE_CHECK: "1",
+      JOBENGINE_SEALED: "1",
+    })).sort(),
+    ["DENO_DIR", "DENO_NO_UPDATE_CHECK", "JOBENGINE_SEALED", "PATH"],
+  );
   // JOBENGINE_ALLOW joins the database in --allow-net, as it joins the guard's allowlist
   const allowed = permissionFlags(
     loadConfig({
@@ -229,6 +245,37 @@ Deno.test("deno task start, sealed by JOBENGINE_SEALED or by the database: a han
     const blocked = await adminEvents(fresh.url, thrown.id);
     assert.deepEqual(blocked, ["sealed.egress_blocked"]);
     assert.equal(listener.count(), 0);
+
+    // proxies: one inherited from the environment, one a handler sets. The allowlisted host
+    // is reached directly; the proxy (the listener) sees nothing
+    const allowed = countingListener();
+    try {
+      const env = {
+        JOBENGINE_ALLOW: `127.0.0.1:${allowed.port}`,
+        ALLOWED_PORT: String(allowed.port),
+        HTTP_PROXY: `http://127.0.0.1:${listener.port}`,
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${listener.port}`,
+      };
+      const direct = await runBypassJob("start:sealed", fresh.url, listener.port, {
+        sealed: true,
+        type: "fetchAllowed",
+        env,
+      });
+      assert.deepEqual(direct.result, { status: 200 }, JSON.stringify(direct));
+      assert.equal(allowed.count(), 1);
+      const setter = await runBypassJob("start:sealed", fresh.url, listener.port, {
+        sealed: true,
+        type: "setProxy",
+        env,
+      });
+      assert.equal(setter.status, "failed", JSON.stringify(setter));
+      assert.match(setter.lastError.message, /HTTP_PROXY/);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(listener.count(), 0, "no request went to the proxy or the OTLP endpoint");
+    } finally {
+      await allowed.close();
+    }
 
     // Deno's own module loader: a handler's import() of a URL downloads nothing (every
     // download Deno attempts would go through the proxy, the listener)
