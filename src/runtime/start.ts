@@ -55,6 +55,9 @@ import { createLogger, type Logger } from "./logger.ts";
 /** How long start-up waits for a database that is not reachable yet. */
 const STARTUP_WAIT_MS = 30_000;
 
+/** How often a launched engine re-reads the seal besides its NOTIFY (see `startEngine`). */
+const SEAL_CHECK_MS = 2_000;
+
 /** The same signal again within this many milliseconds is a copy of the first (see `main`). */
 const DUPLICATE_SIGNAL_MS = 1_000;
 
@@ -99,8 +102,12 @@ export interface Engine {
   readonly url: string;
   /** The database. */
   readonly db: Database;
-  /** Shuts everything down gracefully (see the module doc); safe to call twice. */
-  stop(): Promise<void>;
+  /**
+   * Shuts everything down gracefully (see the module doc); safe to call twice. `drainMs`
+   * replaces `JOBENGINE_DRAIN_MS` (0: running handlers are aborted and their jobs handed back
+   * at once).
+   */
+  stop(options?: { drainMs?: number }): Promise<void>;
 }
 
 async function connectAndMigrate(
@@ -147,6 +154,7 @@ export async function startEngine(
     database: config.databaseUrl ? "postgres" : "pglite",
   });
   const { db, lock } = await connectAndMigrate(config, logger);
+  let drainOverride: number | undefined;
   // group intake: concurrent POST /jobs share statements and commits (src/job/_create_group.ts)
   const store = new JobStore(db, { groupCreates: true });
   // stopped in reverse: the database closes before its directory is let go
@@ -184,16 +192,17 @@ export async function startEngine(
         }
       }
       if (options.relaunchWhenSealed && options.onRelaunch) {
-        // while running: the same disagreement, when the seal changes (the settings trigger
-        // notifies every change, whatever wrote it)
+        // while running: the same disagreement, when the seal changes. The settings trigger
+        // notifies every change; a NOTIFY can be missed all the same (sent while the LISTEN
+        // connection reconnects, or never, with triggers off), so a timer checks too. The flag
+        // is read from the row, never taken from a payload: any role may NOTIFY, and one
+        // transaction that sealed and unsealed sends both.
         const onRelaunch = options.onRelaunch;
         let asked = false;
-        const unlisten = await db.listen("jobengine_ready", async (payload) => {
-          if (asked || (payload !== "sealed:true" && payload !== "sealed:false")) return;
-          // the row as it is now, not the payload: one transaction that sealed and unsealed
-          // sends both, and nets to no change
-          const nowSealed = await store.isSealed().catch(() => payload === "sealed:true");
-          if (asked || nowSealed !== networkUnrestricted()) return;
+        const check = async () => {
+          if (asked) return;
+          const nowSealed = await store.isSealed().catch(() => null);
+          if (asked || nowSealed === null || nowSealed !== networkUnrestricted()) return;
           asked = true;
           logger.warn(
             nowSealed
@@ -201,8 +210,15 @@ export async function startEngine(
               : "The database was unsealed: restarting the engine with network permissions",
           );
           onRelaunch(nowSealed);
+        };
+        const unlisten = await db.listen("jobengine_ready", (payload) => {
+          if (payload === "sealed:true" || payload === "sealed:false") void check();
         });
         stoppers.push(() => unlisten());
+        const timer = setInterval(() => void check(), SEAL_CHECK_MS);
+        stoppers.push(() => Promise.resolve(clearInterval(timer)));
+        // a seal between the check above and the LISTEN
+        void check();
       }
     }
 
@@ -263,9 +279,21 @@ export async function startEngine(
 
     // Stopped in reverse: the API first, then the worker (drain), scheduler, emitter, database.
     stoppers.push(async () => {
-      const drain = worker?.stop({ deadlineMs: config.drainMs }) ?? Promise.resolve();
+      const drainMs = drainOverride ?? config.drainMs;
+      const drain = worker?.stop({ deadlineMs: drainMs }) ?? Promise.resolve();
       shutdown.abort();
-      await Promise.all([server.shutdown(), drain]);
+      // server.shutdown() waits for every request in progress, however slowly its client
+      // sends: bounded like the drain, so that the process (and the handlers of any job it
+      // released) ends in time
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const bound = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          logger.warn("Requests still open at the end of the drain: closing them", { drainMs });
+          resolve();
+        }, drainMs + 1_000);
+      });
+      await Promise.all([Promise.race([server.shutdown(), bound]), drain]);
+      clearTimeout(timer);
       logger.info("API and worker stopped", { stats: worker?.stats });
     });
 
@@ -273,7 +301,10 @@ export async function startEngine(
     return {
       url,
       db,
-      stop: () => stopping ??= stopAll(),
+      stop: (options?: { drainMs?: number }) => {
+        drainOverride ??= options?.drainMs;
+        return stopping ??= stopAll();
+      },
     };
   } catch (error) {
     await stopAll();
@@ -352,6 +383,8 @@ export async function main(): Promise<number> {
     });
   } catch (error) {
     if (error instanceof SealedRelaunchRequired) {
+      // a SIGTERM that came during the start is a stop, not a restart
+      if (first !== null) return 0;
       logger.info(
         error.sealed
           ? "The database is sealed: handing back to the launcher to start sealed"
@@ -365,7 +398,9 @@ export async function main(): Promise<number> {
   if (launched) void watchLauncher(() => signalled("launcher gone"));
   const name = await signal;
   logger.info("Shutting down", { signal: name, drainMs: config.drainMs });
-  await engine.stop();
+  // a seal: what runs now has only the guard, so nothing waits for it (the jobs are handed
+  // back, not failed, and run again under the new permissions)
+  await engine.stop(relaunch && first === null ? { drainMs: 0 } : undefined);
   for (const [sig, listener] of listeners) Deno.removeSignalListener(sig, listener);
   logger.info("Stopped");
   return relaunch && first === null ? RELAUNCH_SEALED_EXIT_CODE : 0;

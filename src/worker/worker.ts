@@ -589,7 +589,13 @@ class WorkerRuntime implements Worker {
       // Polling still works; LISTEN is only the fast path.
       this.#fault("subscribing to wake-ups", error);
     }
-    this.#pollTimer = setInterval(() => this.#wake(), this.#pollMs);
+    // a seal between the check above and the LISTEN sent no NOTIFY this worker heard
+    void this.#recheckSealed();
+    let polls = 0;
+    this.#pollTimer = setInterval(() => {
+      if (++polls % 5 === 0) void this.#recheckSealed();
+      this.#wake();
+    }, this.#pollMs);
     this.#wake();
     await this.#claimsSettled();
     this.#logger.info(`Worker ${this.workerId} started`, {
@@ -725,12 +731,29 @@ class WorkerRuntime implements Worker {
   // wake-ups and claiming
 
   #onReady(payload: string): void {
-    if (payload === "sealed:true" && this.#sealedOption === undefined) {
-      this.#seal();
-    } else if (payload === "sealed:false" && this.#sealedOption === undefined) {
-      this.#unseal();
-    }
+    // the payload only says "look": any role that may connect can NOTIFY, and a forged
+    // 'sealed:false' must not take the guard down
+    if (payload === "sealed:true" || payload === "sealed:false") void this.#recheckSealed();
     if (payload !== "created") this.#wake();
+  }
+
+  /**
+   * Follows `is_sealed()` (when `sealed` was not pinned): on a seal NOTIFY, and on every fifth
+   * poll, since a NOTIFY can be missed (sent while the LISTEN connection reconnects, or not at
+   * all when the settings row is written with triggers off). Fails closed: a worker that cannot
+   * read the flag keeps or puts its guard on.
+   */
+  async #recheckSealed(): Promise<void> {
+    if (this.#sealedOption !== undefined || this.#stopping) return;
+    let sealed: boolean;
+    try {
+      sealed = await this.#backend.isSealed();
+    } catch {
+      sealed = true;
+    }
+    if (this.#stopping) return;
+    if (sealed) this.#seal();
+    else this.#unseal();
   }
 
   #wake(): void {

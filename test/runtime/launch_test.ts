@@ -314,7 +314,7 @@ Deno.test("deno task start, sealed by JOBENGINE_SEALED or by the database: a han
   }
 });
 
-Deno.test("deno task start sealed while it runs (set_sealed): the engine restarts itself with sealed permissions, and with the network once unsealed", async () => {
+Deno.test("deno task start sealed while it runs (even with no NOTIFY): the engine restarts itself with sealed permissions, and with the network once unsealed", async () => {
   const fresh = await freshDatabase();
   const listener = countingListener();
   const db = createPostgresDatabase(fresh.url, { max: 1 });
@@ -363,9 +363,14 @@ Deno.test("deno task start sealed while it runs (set_sealed): the engine restart
     });
     await new Promise((resolve) => setTimeout(resolve, 1000));
 
-    await db.query("select jobengine.set_sealed(true)");
+    // sealed with the settings trigger off (a restore, logical replication): no NOTIFY is
+    // sent; the engine's periodic re-check finds the seal
+    await db.transaction(async (tx) => {
+      await tx.query("set local session_replication_role = replica");
+      await tx.query("update jobengine.settings set value = 'true' where key = 'sealed'");
+    });
     // the old engine stops claiming at once; give the relaunch a moment, then run the bypass
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 3000));
     const sealed = await runBypass();
     assert.equal(sealed.result.connected, false, JSON.stringify(sealed));
     assert.match(sealed.result.error, /NotCapable|PermissionDenied|Requires net access/);

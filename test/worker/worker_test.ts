@@ -681,6 +681,37 @@ Deno.test("Sealed by the database: a worker follows set_sealed(), and a plain UP
   });
 });
 
+Deno.test("Sealed by the database: a forged NOTIFY does not unseal a worker, and a seal no NOTIFY announced is found by the poll", async () => {
+  await withStore(async ({ db, store, connect }) => {
+    await store.setSealed(true);
+    const worker = createWorker({
+      db: connect(2),
+      handlers: { noop: () => Promise.resolve() },
+      pollIntervalMs: 50,
+      logger: SILENT,
+    });
+    await worker.start();
+    try {
+      assert.equal(worker.sealed, true);
+      // any role that may connect can NOTIFY; the database is still sealed
+      await db.query(`notify jobengine_ready, 'sealed:false'`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(worker.sealed, true, "a forged payload took the guard down");
+      // unsealed, then sealed with the settings trigger off (a restore, logical replication):
+      // no NOTIFY at all; the poll's re-check finds it
+      await store.setSealed(false);
+      await until(() => !worker.sealed, 2000, "the worker to unseal");
+      await db.transaction(async (tx) => {
+        await tx.query(`set local session_replication_role = replica`);
+        await tx.query(`update jobengine.settings set value = 'true' where key = 'sealed'`);
+      });
+      await until(() => worker.sealed, 3000, "the poll to find the seal");
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
 // ------------------------------------------------------------------------------------------------
 // Remote mode: the same handlers against the HTTP API, served on 127.0.0.1.
 
