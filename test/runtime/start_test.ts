@@ -201,6 +201,50 @@ Deno.test("start.ts: a second signal after the first second exits at once with 1
   }
 });
 
+Deno.test("start.ts: a request whose client never finishes does not hold the shutdown past the drain", async () => {
+  const fresh = await freshDatabase();
+  let engine: Running | undefined;
+  const stalled = new AbortController();
+  try {
+    engine = await startProcess({ DATABASE_URL: fresh.url, JOBENGINE_DRAIN_MS: "500" });
+    // a body that never ends: the request stays in progress
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"type":'));
+      },
+    });
+    const pending = fetch(`${engine.url}/api/v1/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+      signal: stalled.signal,
+    }).catch(() => null);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    engine.process.kill("SIGTERM");
+    const exited = await Promise.race([
+      engine.exited,
+      new Promise<"still running">((resolve) => setTimeout(() => resolve("still running"), 10_000)),
+    ]);
+    assert.equal(exited, 0, engine.raw.join("\n"));
+    assert.ok(
+      engine.lines.some((line) =>
+        line.msg === "Requests still open at the end of the drain: closing them"
+      ),
+    );
+    stalled.abort();
+    await pending;
+  } finally {
+    stalled.abort();
+    try {
+      engine?.process.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await engine?.exited;
+    await fresh.drop();
+  }
+});
+
 Deno.test("start.ts with JOBENGINE_SEALED=0 is sealed by a later set_sealed(true): handlers' fetch is refused from then on", async () => {
   const fresh = await freshDatabase();
   const listener = countingListener();
