@@ -740,8 +740,9 @@ class WorkerRuntime implements Worker {
   /**
    * Follows `is_sealed()` (when `sealed` was not pinned): on a seal NOTIFY, and on every fifth
    * poll, since a NOTIFY can be missed (sent while the LISTEN connection reconnects, or not at
-   * all when the settings row is written with triggers off). Fails closed: a worker that cannot
-   * read the flag keeps or puts its guard on.
+   * all when the settings row is written with triggers off). A worker that cannot read the flag
+   * (the database is away) keeps its state: sealing on every outage took the network away from
+   * unsealed handlers, the engine's own process included.
    */
   async #recheckSealed(): Promise<void> {
     if (this.#sealedOption !== undefined || this.#stopping) return;
@@ -749,7 +750,7 @@ class WorkerRuntime implements Worker {
     try {
       sealed = await this.#backend.isSealed();
     } catch {
-      sealed = true;
+      return;
     }
     if (this.#stopping) return;
     if (sealed) this.#seal();
