@@ -17,7 +17,8 @@ import type { Database } from "../db/port.ts";
 import type { TimelineEventEmitter } from "../events/timeline_event_emitter.ts";
 import { JobStore } from "../job/job_store.ts";
 import { type Logger, SILENT_LOGGER } from "../runtime/logger.ts";
-import { Metrics } from "./metrics.ts";
+import { DATABASE_WAIT_MS, Metrics } from "./metrics.ts";
+import { withDeadline } from "../deadline.ts";
 import {
   createErrorHandler,
   databaseTimeoutResponse,
@@ -37,9 +38,6 @@ export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** The default {@linkcode AppOptions.requestTimeoutMs}: 30 s. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-
-/** How long `/readyz` and `/metrics` wait for the database at most: 5 s. */
-export const DATABASE_WAIT_MS = 5_000;
 
 /** Methods counted under their own name in the request metrics; any other is `other`. */
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -121,13 +119,12 @@ export function createApp(options: AppOptions): Hono<ApiEnv> {
     app.use(async (c, next) => {
       // the event stream is endless; readiness and metrics wait less, and answer themselves
       if (/\/(events|readyz|metrics)$/.test(c.req.path)) return await next();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const expired = new Promise<true>((resolve) => {
-        timer = setTimeout(() => resolve(true), requestTimeoutMs);
-      });
       // the handler's errors become responses inside next(); nothing is left to reject
-      const timedOut = await Promise.race([next().then(() => false, () => false), expired]);
-      clearTimeout(timer);
+      const timedOut = await withDeadline(
+        next().then(() => false, () => false),
+        requestTimeoutMs,
+        () => true,
+      );
       if (timedOut) {
         logger.warn("HTTP request timed out waiting for the database", {
           method: c.req.method,

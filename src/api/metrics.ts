@@ -23,6 +23,7 @@
  * @module
  */
 import type { Queryable } from "../db/port.ts";
+import { withDeadline } from "../deadline.ts";
 import { horizonPassed, takeHorizon } from "../events/timeline_event_emitter.ts";
 import { JOB_STATUSES } from "../job/state_machine.ts";
 
@@ -42,6 +43,9 @@ export const CLAIM_BUCKETS = [
   5,
   10,
 ] as const;
+
+/** How long `/readyz` and `/metrics` wait for the database at most: 5 s. */
+export const DATABASE_WAIT_MS = 5_000;
 
 /** The media type of the exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -94,19 +98,12 @@ export class Metrics {
    * Renders every metric; queries `db` for the job and transition counts, waiting at most
    * `timeoutMs` for it (then `jobengine_database_up 0`). Never rejects.
    */
-  async render(db: Queryable, timeoutMs = 5_000): Promise<string> {
+  async render(db: Queryable, timeoutMs = DATABASE_WAIT_MS): Promise<string> {
     // one refresh at a time (the transition counters advance by sequence ranges); a refresh
     // that hangs keeps later ones queued behind it, and their scrapes report the database down
     const refresh = this.#refreshing.then(() => this.#refresh(db));
     this.#refreshing = refresh.catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const up = await Promise.race([
-      refresh.then(() => true, () => false),
-      new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    const up = await withDeadline(refresh.then(() => true, () => false), timeoutMs, () => false);
     return this.#render(up);
   }
 

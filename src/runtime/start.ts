@@ -51,6 +51,7 @@ import {
   RELAUNCH_SEALED_EXIT_CODE,
 } from "./config.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { withDeadline } from "../deadline.ts";
 
 /** How long start-up waits for a database that is not reachable yet. */
 const STARTUP_WAIT_MS = 30_000;
@@ -285,15 +286,10 @@ export async function startEngine(
       // server.shutdown() waits for every request in progress, however slowly its client
       // sends: bounded like the drain, so that the process (and the handlers of any job it
       // released) ends in time
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const bound = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          logger.warn("Requests still open at the end of the drain: closing them", { drainMs });
-          resolve();
-        }, drainMs + 1_000);
+      const served = withDeadline(server.shutdown(), drainMs + 1_000, () => {
+        logger.warn("Requests still open at the end of the drain: closing them", { drainMs });
       });
-      await Promise.all([Promise.race([server.shutdown(), bound]), drain]);
-      clearTimeout(timer);
+      await Promise.all([served, drain]);
       logger.info("API and worker stopped", { stats: worker?.stats });
     });
 

@@ -716,6 +716,11 @@ class WorkerRuntime implements Worker {
     // Outside any handler's async context: with a single job running, it is that job's.
     if (!held && this.#held.size === 1) held = this.#held.values().next().value;
     if (held) held.denial ??= denial;
+    this.#recordEgress(held, denial);
+  }
+
+  /** Writes the `sealed.egress_blocked` event of a refusal (naming `held`'s job, if any). */
+  #recordEgress(held: Held | undefined, denial: { host: string; port: number; api: string }): void {
     const record = this.#backend.recordEgressBlocked({
       host: denial.host,
       port: denial.port,
@@ -1008,18 +1013,8 @@ class WorkerRuntime implements Worker {
       const refused = outcome.ok ? null : outcome.error;
       const denied = egressDenied(refused) ?? (this.sealed ? permissionEgress(refused) : null);
       if (held.denial || denied) {
-        if (denied?.api === RUNTIME_PERMISSION && !held.denial) {
-          // the guard never saw this one: write its sealed.egress_blocked event here
-          const record = this.#backend.recordEgressBlocked({
-            host: denied.host,
-            port: denied.port,
-            api: denied.api,
-            jobId: job.id,
-            actor: this.workerId,
-          }).catch((error) => this.#fault("recording a refused egress", error));
-          held.records.push(record);
-          this.#track(record);
-        }
+        // the guard never saw this one: write its sealed.egress_blocked event here
+        if (denied?.api === RUNTIME_PERMISSION && !held.denial) this.#recordEgress(held, denied);
         await Promise.allSettled(held.records);
         const host = denied?.host ?? held.denial!.host;
         const port = denied?.port ?? held.denial!.port;

@@ -14,7 +14,8 @@ import { MIGRATIONS } from "../../db/migrate.ts";
 import type { Queryable } from "../../db/port.ts";
 import { METRICS_CONTENT_TYPE } from "../metrics.ts";
 import { buildOpenApiDocument } from "../openapi.ts";
-import { HttpProblemError, RETRY_AFTER_SECONDS } from "../problem.ts";
+import { databaseTimeoutResponse, HttpProblemError } from "../problem.ts";
+import { withDeadline } from "../../deadline.ts";
 import { HealthResponse, ReadyResponse, SystemResponse } from "../schemas.ts";
 import { type ApiDeps, defineRoute, type Route } from "../_route.ts";
 import { API_PREFIX } from "./jobs.ts";
@@ -68,24 +69,12 @@ export function systemRoutes(deps: ApiDeps, allRoutes: () => readonly Route[]): 
         errors: [503],
         handler: async (c) => {
           // a database that hangs is not ready either: answer within deps.databaseWaitMs
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          const pending = await Promise.race([
+          const pending = await withDeadline(
             pendingMigrations(deps.db),
-            new Promise<never>((_, reject) => {
-              timer = setTimeout(
-                () =>
-                  reject(
-                    new HttpProblemError(
-                      503,
-                      "database_unavailable",
-                      `The database did not answer within ${deps.databaseWaitMs / 1000} s`,
-                      { headers: { "retry-after": String(RETRY_AFTER_SECONDS) } },
-                    ),
-                  ),
-                deps.databaseWaitMs,
-              );
-            }),
-          ]).finally(() => clearTimeout(timer));
+            deps.databaseWaitMs,
+            () => null,
+          );
+          if (pending === null) return databaseTimeoutResponse(c.req.path, deps.databaseWaitMs);
           if (pending.length > 0) {
             throw new HttpProblemError(
               503,
