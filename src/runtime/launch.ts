@@ -136,17 +136,18 @@ async function denoDir(): Promise<string> {
 
 /** Runs the engine in a child process with the permissions of {@linkcode permissionFlags}. */
 export async function launch(env: Record<string, string>): Promise<number> {
-  const logger = createLogger({ base: { service: "jobengine-launcher" } });
+  const base = { service: "jobengine-launcher" };
   let config: Config;
   try {
     config = loadConfig(env);
   } catch (error) {
     if (error instanceof ConfigError) {
-      logger.error("Invalid configuration", { problems: error.problems });
+      createLogger({ base }).error("Invalid configuration", { problems: error.problems });
       return 2;
     }
     throw error;
   }
+  const logger = createLogger({ base, level: config.logLevel });
   const here = dirname(fileURLToPath(import.meta.url));
   const paths: LaunchPaths = {
     projectDir: resolve(here, "../.."),

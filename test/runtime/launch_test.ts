@@ -457,7 +457,7 @@ Deno.test("the launcher killed with SIGKILL takes its engine with it (the engine
   }
 });
 
-Deno.test("the launcher says when its engine fails (exit code) instead of ending silently", async () => {
+Deno.test("the launcher says when its engine fails (exit code) instead of ending silently, and keeps to JOBENGINE_LOG_LEVEL", async () => {
   const fresh = await freshDatabase();
   try {
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -467,6 +467,7 @@ Deno.test("the launcher says when its engine fails (exit code) instead of ending
         PORT: String(freePort()),
         HOST: "127.0.0.1",
         JOBENGINE_HANDLERS: "./no/such/handlers.ts",
+        JOBENGINE_LOG_LEVEL: "warn",
         NO_COLOR: "1",
       },
       stdout: "piped",
@@ -480,6 +481,12 @@ Deno.test("the launcher says when its engine fails (exit code) instead of ending
     assert.deepEqual(
       launcher.at(-1) && { msg: launcher.at(-1).msg, code: launcher.at(-1).code },
       { msg: "The engine exited with an error", code: 1 },
+    );
+    // at warn, neither the launcher nor the engine writes its info lines ("Starting the engine")
+    assert.deepEqual(
+      text.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line))
+        .filter((entry) => entry.level === "info" || entry.level === "debug"),
+      [],
     );
   } finally {
     await fresh.drop();

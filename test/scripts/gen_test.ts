@@ -1,5 +1,7 @@
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import {
+  generate,
+  RECORD_SQL_PATH,
   renderSqlModule,
   renderTransitionsSql,
   ROOT,
@@ -61,7 +63,7 @@ async function copyTree(): Promise<URL> {
   return root;
 }
 
-Deno.test("staleFiles() names a hand-edited transitions file and a module missing a new migration", async () => {
+Deno.test("staleFiles() names a hand-edited transitions file, and the record file and module missing a new migration", async () => {
   const root = await copyTree();
   try {
     deepStrictEqual(await staleFiles(root), []);
@@ -69,7 +71,17 @@ Deno.test("staleFiles() names a hand-edited transitions file and a module missin
     await Deno.writeTextFile(transitions, (await Deno.readTextFile(transitions)) + "-- edit\n");
     deepStrictEqual(await staleFiles(root), [TRANSITIONS_SQL_PATH]);
     await Deno.writeTextFile(new URL("sql/migrations/999999_new.sql", root), "select 1;\n");
-    deepStrictEqual(await staleFiles(root), [TRANSITIONS_SQL_PATH, SQL_MODULE_PATH]);
+    deepStrictEqual(await staleFiles(root), [
+      TRANSITIONS_SQL_PATH,
+      RECORD_SQL_PATH,
+      SQL_MODULE_PATH,
+    ]);
+    ok(
+      (await generate(root)).find((f) => f.path === RECORD_SQL_PATH)!.text.includes(
+        "('999999', '999999_new.sql', 'versioned', '",
+      ),
+      "the new versioned file gets its bookkeeping row",
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -4,7 +4,7 @@
 -- pairs, same behaviour (one history row per transition, not two).
 begin;
 \ir ../_helpers.psql
-select plan(10);
+select plan(11);
 
 select ok(
   exists (select from jobengine.schema_migrations where version = '000001' and kind = 'versioned'
@@ -12,8 +12,8 @@ select ok(
   'schema_migrations records the versioned migration 000001 with a SHA-256 checksum'
 );
 select ok(
-  (select count(*) = 4 from jobengine.schema_migrations
-    where kind = 'repeatable' and version in ('R__000_core', 'R__010_job_transitions', 'R__020_triggers', 'R__030_lifecycle')),
+  (select count(*) = 5 from jobengine.schema_migrations
+    where kind = 'repeatable' and version in ('R__000_core', 'R__010_job_transitions', 'R__020_triggers', 'R__030_lifecycle', 'R__900_record_versioned_files')),
   'schema_migrations records each repeatable file'
 );
 
@@ -25,16 +25,19 @@ create temp table triggers_before as
     from pg_catalog.pg_trigger t join pg_catalog.pg_class c on c.oid = t.tgrelid
    where c.relnamespace = 'jobengine'::regnamespace and not t.tgisinternal;
 create temp table pairs_before as select * from jobengine.job_transitions;
+create temp table bookkeeping_before as select * from jobengine.schema_migrations;
 
 -- apply every repeatable file again, twice, in order (paths relative to this file)
 \ir ../../../sql/repeatable/000_core.sql
 \ir ../../../sql/repeatable/010_job_transitions.sql
 \ir ../../../sql/repeatable/020_triggers.sql
 \ir ../../../sql/repeatable/030_lifecycle.sql
+\ir ../../../sql/repeatable/900_record_versioned_files.sql
 \ir ../../../sql/repeatable/000_core.sql
 \ir ../../../sql/repeatable/010_job_transitions.sql
 \ir ../../../sql/repeatable/020_triggers.sql
 \ir ../../../sql/repeatable/030_lifecycle.sql
+\ir ../../../sql/repeatable/900_record_versioned_files.sql
 
 select set_eq(
   $$ select p.oid, pg_catalog.pg_get_functiondef(p.oid) from pg_catalog.pg_proc p where p.pronamespace = 'jobengine'::regnamespace $$,
@@ -54,6 +57,11 @@ select set_eq(
   'the same transition pairs'
 );
 select is((select count(*)::integer from jobengine.job_transitions), 8, 'still eight pairs, none duplicated');
+select set_eq(
+  $$ select * from jobengine.schema_migrations $$,
+  $$ select * from bookkeeping_before $$,
+  'the runner''s bookkeeping rows are left as they were'
+);
 
 -- behaviour after the re-run
 create temp table j as select * from jobengine_test.job_in('completed');
