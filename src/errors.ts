@@ -294,6 +294,14 @@ export function fromDatabaseError(error: unknown): unknown {
     ) {
       return new DatabaseUnavailableError(`Database unavailable: ${text}`, { cause: error });
     }
+    if (code.startsWith("40")) {
+      // a deadlock's victim or a serialization failure: rolled back whole, nothing written, and
+      // the same request can succeed a moment later (the HTTP API answers 503 and Retry-After,
+      // not 500)
+      return new DatabaseUnavailableError(`Transaction rolled back, try again: ${text}`, {
+        cause: error,
+      });
+    }
   }
   return error;
 }

@@ -688,7 +688,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "0e1c9fe9815de66ba96921efd8f8be725425a2630c9dc225fb889e8ff07bb17d",
+    checksum: "ee71e517c3df5b7987cb96e26a2a3bb2c91e4388114cda2685bfc342187266c0",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -1094,6 +1094,8 @@ create or replace function jobengine._cancel_downstream(p_roots uuid[], p_reason
 returns void
 language plpgsql
 as $$
+declare
+  v_ids uuid[];
 begin
   perform jobengine._set_context(p_reason, 'scheduler');
   -- Each step finds the next jobs through the reverse index: the subquery (kept apart by
@@ -1108,10 +1110,17 @@ begin
            lateral (select d.job_id from jobengine.job_dependencies d
                      where d.depends_on_id = downstream.id offset 0) x
   )
+  select pg_catalog.array_agg(downstream.id) into v_ids from downstream;
+  -- Locked in id order first: two jobs of one fan-in ending at once in two transactions
+  -- cancel their shared dependents in the same order, so one waits for the other instead of
+  -- the two deadlocking (an UPDATE from a join takes its rows in whatever order the join gives).
+  perform from jobengine.jobs j
+    where j.id = any (v_ids) and j.status = 'pending'
+    order by j.id
+      for update of j;
   update jobengine.jobs j
      set status = 'cancelled'
-    from downstream
-   where j.id = downstream.id and j.status = 'pending';
+   where j.id = any (v_ids) and j.status = 'pending';
 end;
 $$;
 
@@ -1154,6 +1163,16 @@ begin
   if v_completed is not null and exists (
     select from jobengine.job_dependencies d where d.depends_on_id = any (v_completed)
   ) then
+    -- The dependents are locked in id order before they are counted down: the jobs of a fan-in
+    -- completing at once in several transactions then take their shared dependents in the same
+    -- order and wait for each other, where the UPDATE below (rows in its join's order)
+    -- deadlocked them, losing completions (40P01).
+    perform from jobengine.jobs j
+      where j.id in (select d.job_id from jobengine.job_dependencies d
+                      where d.depends_on_id = any (v_completed))
+        and j.status = 'pending'
+      order by j.id
+        for update of j;
     with counts as (
       select d.job_id, count(*)::integer as n
         from jobengine.job_dependencies d

@@ -110,9 +110,9 @@ const NEVER_SENT_RETRIES = 2;
 
 /**
  * A statement PostgreSQL chose as a deadlock's victim (`40P01`) was rolled back whole; a pool
- * query (its own transaction) that ends so is sent again, up to this many times. Creates and
- * completion batches lock jobs in id order, but two batches can still count down shared
- * dependents in opposite orders (docs/state_machine.md).
+ * query (its own transaction) that ends so is sent again, up to this many times. Creates,
+ * completion batches and the dependency trigger lock jobs in id order, so none is known to
+ * remain (docs/state_machine.md); should one, the caller sees a `DatabaseUnavailableError`.
  */
 const DEADLOCK_RETRIES = 2;
 

@@ -157,3 +157,40 @@ Deno.test("postgres: a pool query chosen as a deadlock's victim is sent again an
     await fresh.drop();
   }
 });
+
+Deno.test("postgres: a deadlock's victim in a transaction is a DatabaseUnavailableError (try again: HTTP 503), not a raw error (500)", async () => {
+  const fresh = await freshDatabase();
+  const a = createPostgresDatabase(fresh.url, { max: 1 });
+  const b = createPostgresDatabase(fresh.url, { max: 1 });
+  try {
+    await a.query("create table t (id int primary key); insert into t values (1), (2)");
+    let held!: () => void;
+    const bothHeld = new Promise<void>((resolve) => held = resolve);
+    let aHolds!: () => void;
+    const aHeld = new Promise<void>((resolve) => aHolds = resolve);
+    const first = a.transaction(async (tx) => {
+      await tx.query("set local deadlock_timeout = '50ms'"); // the victim: its check runs first
+      await tx.query("select from t where id = 1 for update");
+      aHolds();
+      await bothHeld;
+      await tx.query("select from t where id = 2 for update");
+    });
+    const second = b.transaction(async (tx) => {
+      await tx.query("set local deadlock_timeout = '10s'");
+      await aHeld;
+      await tx.query("select from t where id = 2 for update");
+      held();
+      await tx.query("select from t where id = 1 for update");
+    });
+    const [victim, survivor] = await Promise.allSettled([first, second]);
+    equal(survivor.status, "fulfilled");
+    equal(victim.status, "rejected");
+    const error = (victim as PromiseRejectedResult).reason;
+    ok(error instanceof DatabaseUnavailableError, String(error));
+    equal((error.cause as { code?: string }).code, "40P01");
+  } finally {
+    await a.close();
+    await b.close();
+    await fresh.drop();
+  }
+});

@@ -171,3 +171,67 @@ Deno.test("a completion batch takes its jobs in id order, so a create that depen
     assert.deepEqual(rows.map((r) => r.status), ["completed", "completed"]);
   });
 });
+
+Deno.test("the jobs of a fan-in ending at once (completed, or failed for good), each in its own session: every ending is written, their shared dependents are taken in one order (no deadlock)", async () => {
+  await withStore(async ({ url }) => {
+    const roots = 30;
+    const joins = 200;
+    const setup = postgres(url, { max: 1, onnotice: () => {} });
+    const sessions = Array.from(
+      { length: roots },
+      () => postgres(url, { max: 1, onnotice: () => {} }),
+    );
+    try {
+      await Promise.all(sessions.map((sql) => sql`select 1`)); // every session connected
+      // Fan-ins one after the other, their roots completed (the dependents counted down) or
+      // failed for good (the dependents cancelled): the sessions' orders differ once rows have
+      // moved (a deadlock needs two transactions whose snapshots see the dependents in
+      // different places), which the old trigger ran into in most rounds, not all.
+      const rounds = ["complete", "complete", "complete", "fail", "fail"] as const;
+      for (const [round, end] of rounds.entries()) {
+        const type = `fanin-${crypto.randomUUID()}`;
+        const spec = [
+          ...Array.from({ length: roots }, (_, i) => ({ ref: `r${i}`, type })),
+          ...Array.from({ length: joins }, (_, i) => ({
+            ref: `j${i}`,
+            type: `${type}-join`,
+            dependsOn: Array.from({ length: roots }, (_, k) => `r${k}`),
+          })),
+        ];
+        await setup`select count(*) from jobengine.create_workflow(${setup.json(spec)}, '{}')`;
+        await setup`select jobengine.schedule_job(id) from jobengine.jobs where type = ${type}`;
+        const leases = await setup`
+          select id, lease_id from jobengine.claim_jobs('w', ${[type]}, ${roots}, 600)`;
+        assert.equal(leases.length, roots);
+        // one start for all: each session sleeps until the same instant, then completes its
+        // root in the same simple-query message (no round trip between the two)
+        const [start] = await setup`select (clock_timestamp() + interval '300 ms')::text as at`;
+        const outcomes = await Promise.allSettled(leases.map((lease, i) =>
+          sessions[i]!.unsafe(
+            `select pg_sleep_until('${start!.at}'); ` +
+              (end === "complete"
+                ? `select jobengine.complete_job('${lease.id}', '${lease.lease_id}', '{}')`
+                : `select jobengine.fail_job('${lease.id}', '${lease.lease_id}', '{}', false)`),
+          )
+        ));
+        const refused = outcomes.filter((o) => o.status === "rejected")
+          .map((o) => String((o as PromiseRejectedResult).reason));
+        assert.deepEqual({ round, refused }, { round, refused: [] });
+        const [joined] = await setup`
+          select count(*) filter (where status = 'scheduled' and pending_dependencies = 0)::int
+                   as scheduled,
+                 count(*) filter (where status = 'cancelled'
+                                    and status_reason = 'dependency_failed')::int as cancelled
+            from jobengine.jobs where type = ${`${type}-join`}`;
+        assert.deepEqual(
+          { round, ...joined },
+          end === "complete"
+            ? { round, scheduled: joins, cancelled: 0 }
+            : { round, scheduled: 0, cancelled: joins },
+        );
+      }
+    } finally {
+      await Promise.all([setup, ...sessions].map((sql) => sql.end()));
+    }
+  });
+});
