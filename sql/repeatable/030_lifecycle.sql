@@ -674,8 +674,10 @@ begin
 end;
 $$;
 
--- heartbeat_job: extends a live lease by p_lease_seconds from now.
-create or replace function jobengine.heartbeat_job(p_id uuid, p_lease uuid, p_lease_seconds integer)
+-- heartbeat_job: extends a live lease by p_lease_seconds from now; with p_lease_seconds null, by
+-- the length the lease was granted for (by the claim or the last heartbeat, which also set
+-- updated_at), so that a keep-alive never shortens a long lease.
+create or replace function jobengine.heartbeat_job(p_id uuid, p_lease uuid, p_lease_seconds integer default null)
 returns jobengine.jobs
 language plpgsql
 set search_path = ''
@@ -683,11 +685,13 @@ as $$
 declare
   v_job jobengine.jobs;
 begin
-  if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 86400 then
+  if p_lease_seconds < 1 or p_lease_seconds > 86400 then
     perform jobengine._invalid_argument('p_lease_seconds', 'must be a whole number from 1 to 86400');
   end if;
   update jobengine.jobs j
-     set lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_lease_seconds),
+     set lease_expires_at = pg_catalog.now() + coalesce(
+           pg_catalog.make_interval(secs => p_lease_seconds),
+           least(greatest(j.lease_expires_at - j.updated_at, interval '1 second'), interval '1 day')),
          updated_at = pg_catalog.now()
    where j.id = p_id and j.status = 'running' and j.lease_id = p_lease
      and j.lease_expires_at > pg_catalog.clock_timestamp()

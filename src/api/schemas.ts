@@ -254,7 +254,14 @@ export type ClaimBody = v.InferOutput<typeof ClaimBody>;
 /** `POST /jobs/:id/heartbeat`. */
 export const HeartbeatBody = v.strictObject({
   leaseId: JobId,
-  leaseSeconds: v.optional(LeaseSeconds),
+  leaseSeconds: v.optional(
+    v.pipe(
+      LeaseSeconds,
+      v.description(
+        "New lease duration in seconds from now (default: the length the lease was last granted for)",
+      ),
+    ),
+  ),
 });
 
 /** `POST /jobs/:id/heartbeat` body. */

@@ -1484,7 +1484,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "5f0a8c053facf0e378e4baa39eb5436d2ae8ab59feec25bd4f2fdb2c59a48e09",
+    checksum: "e65398c1049ce81597657ad99c0225869d79092687f93ba3af8999d8841301fb",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -2161,8 +2161,10 @@ begin
 end;
 $$;
 
--- heartbeat_job: extends a live lease by p_lease_seconds from now.
-create or replace function jobengine.heartbeat_job(p_id uuid, p_lease uuid, p_lease_seconds integer)
+-- heartbeat_job: extends a live lease by p_lease_seconds from now; with p_lease_seconds null, by
+-- the length the lease was granted for (by the claim or the last heartbeat, which also set
+-- updated_at), so that a keep-alive never shortens a long lease.
+create or replace function jobengine.heartbeat_job(p_id uuid, p_lease uuid, p_lease_seconds integer default null)
 returns jobengine.jobs
 language plpgsql
 set search_path = ''
@@ -2170,11 +2172,13 @@ as $$
 declare
   v_job jobengine.jobs;
 begin
-  if p_lease_seconds is null or p_lease_seconds < 1 or p_lease_seconds > 86400 then
+  if p_lease_seconds < 1 or p_lease_seconds > 86400 then
     perform jobengine._invalid_argument('p_lease_seconds', 'must be a whole number from 1 to 86400');
   end if;
   update jobengine.jobs j
-     set lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_lease_seconds),
+     set lease_expires_at = pg_catalog.now() + coalesce(
+           pg_catalog.make_interval(secs => p_lease_seconds),
+           least(greatest(j.lease_expires_at - j.updated_at, interval '1 second'), interval '1 day')),
          updated_at = pg_catalog.now()
    where j.id = p_id and j.status = 'running' and j.lease_id = p_lease
      and j.lease_expires_at > pg_catalog.clock_timestamp()

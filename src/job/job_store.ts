@@ -365,11 +365,14 @@ export class JobStore {
     return rows.map(rowToClaimedJob);
   }
 
-  /** Extends a live lease. */
-  heartbeat(id: string, leaseId: string, leaseSeconds = DEFAULT_LEASE_SECONDS): Promise<Job> {
+  /**
+   * Extends a live lease to `leaseSeconds` from now; without it, by the length the lease was
+   * last granted for (by the claim or the previous heartbeat): a keep-alive never shortens it.
+   */
+  heartbeat(id: string, leaseId: string, leaseSeconds?: number): Promise<Job> {
     return this.#one(
       `select * from jobengine.heartbeat_job(p_id => $1::uuid, p_lease => $2::uuid, p_lease_seconds => $3::int)`,
-      [id, leaseId, leaseSeconds],
+      [id, leaseId, leaseSeconds ?? null],
     );
   }
 

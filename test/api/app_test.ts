@@ -78,6 +78,14 @@ Deno.test("HTTP lifecycle: create -> schedule -> claim -> complete, with history
     });
     assert.equal(beat.status, 200);
     assert.ok(Date.parse(beat.body.leaseExpiresAt) > Date.parse(job.leaseExpiresAt));
+    // without leaseSeconds: renewed for the length last granted (120 s), not cut to 30 s
+    const keepAlive = await client.post(`/api/v1/jobs/${id}/heartbeat`, { leaseId: job.leaseId });
+    assert.equal(keepAlive.status, 200);
+    assert.ok(
+      Date.parse(keepAlive.body.leaseExpiresAt) >= Date.parse(beat.body.leaseExpiresAt),
+      `${keepAlive.body.leaseExpiresAt} >= ${beat.body.leaseExpiresAt}`,
+    );
+    assert.ok(Date.parse(keepAlive.body.leaseExpiresAt) > Date.now() + 110_000);
 
     const completed = await client.post(`/api/v1/jobs/${id}/complete`, {
       leaseId: job.leaseId,
