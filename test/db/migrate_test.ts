@@ -413,12 +413,15 @@ Deno.test("postgres: sql/ applied with plain psql, file by file, gives the schem
     // the repeatable ones again, which are written to be run again.
     const takenOver = await migrate(a);
     deepStrictEqual(
-      takenOver.applied.filter((name) => MIGRATIONS.find((m) => m.name === name)?.kind === "versioned"),
+      takenOver.applied.filter((name) =>
+        MIGRATIONS.find((m) => m.name === name)?.kind === "versioned"
+      ),
       [],
     );
     deepStrictEqual(await schemaOf(a), viaPsql);
     deepStrictEqual(await migrate(a), { applied: [], skipped: MIGRATIONS.length });
-    const bookkeeping = "select version, name, kind, checksum from jobengine.schema_migrations order by 1";
+    const bookkeeping =
+      "select version, name, kind, checksum from jobengine.schema_migrations order by 1";
     deepStrictEqual(await a.query(bookkeeping), await b.query(bookkeeping));
   } finally {
     await a.close();
