@@ -688,7 +688,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "ee71e517c3df5b7987cb96e26a2a3bb2c91e4388114cda2685bfc342187266c0",
+    checksum: "f6542ca58b8acd17ee871aa98fdc07e4835da4ddff6f860b584e7f96f1f7450f",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -1316,6 +1316,22 @@ begin
 end;
 $$;
 
+-- \`terminal\` moves with the status only (the transition trigger and the lifecycle functions set
+-- it): a failed job made non-terminal by hand would hold its dependents pending for ever, being
+-- neither retried nor a dead dependency.
+create or replace function jobengine.tg_jobs__terminal_with_status()
+returns trigger
+language plpgsql
+as $$
+begin
+  raise exception using
+    errcode = 'JE008',
+    message = format('UPDATE of job %s refused: terminal changes only with the status (%s, terminal %s)',
+      old.id, old.status, old.terminal),
+    detail = pg_catalog.json_build_object('table', 'jobs', 'jobId', old.id, 'column', 'terminal')::text;
+end;
+$$;
+
 -- jobengine.job_transitions is the SQL twin of TRANSITIONS: only its generated migration
 -- (which declares itself with jobengine.migrating = 'on') may rewrite it.
 create or replace function jobengine.tg_job_transitions__generated_only()
@@ -1410,6 +1426,11 @@ create or replace trigger _150_protect_bookkeeping
     or new.idempotency_key is distinct from old.idempotency_key
     or new.request_hash is distinct from old.request_hash)
   execute function jobengine.tg_jobs__protect_bookkeeping();
+create or replace trigger _160_terminal_with_status
+  before update of terminal on jobengine.jobs
+  for each row
+  when (new.terminal is distinct from old.terminal and new.status = old.status)
+  execute function jobengine.tg_jobs__terminal_with_status();
 create or replace trigger _100_generated_only
   before insert or update or delete or truncate on jobengine.job_transitions
   for each statement execute function jobengine.tg_job_transitions__generated_only();

@@ -9,7 +9,7 @@
 --   one unreadable policy stopped reap_expired_leases for every job), and keeps the two in step.
 begin;
 \ir ../_helpers.psql
-select plan(28);
+select plan(32);
 
 -- 1. raw UPDATE running -> failed, retries left
 create temp table up as select * from jobengine_test.job_in('running', '{"maxRetries": 3}');
@@ -104,6 +104,17 @@ select is((jobengine.create_job('raw.whole', '{}', '{"maxRetries": 3.0}')).max_r
 create temp table empty as select * from jobengine_test.job_in('running', '{"maxRetries": 3}');
 select is((jobengine.fail_job((select id from empty), (select lease_id from empty), '{"message": "boom", "code": ""}')).status,
   'scheduled'::jobengine.job_status, 'fail_job with code "" retries');
+
+-- terminal moves with the status only: a failed job made non-terminal by hand would hold the
+-- jobs that depend on it pending for ever (it is neither retried nor a dead dependency)
+create temp table dead as select * from jobengine_test.job_in('failed');
+select throws_ok(format($$ update jobengine.jobs set terminal = false where id = %L $$, (select id from dead)),
+  'JE008', null, 'a terminal failed job cannot be made non-terminal by a raw UPDATE');
+select is((select terminal from jobengine.jobs where id = (select id from dead)), true, 'and it stays terminal');
+select is((jobengine.create_job('raw.after_dead', '{}', jsonb_build_object('dependsOn', jsonb_build_array((select id from dead))))).status,
+  'cancelled'::jobengine.job_status, 'so a job that depends on it is cancelled at once');
+select lives_ok(format($$ update jobengine.jobs set terminal = true, priority = 5 where id = %L $$, (select id from dead)),
+  'an UPDATE that leaves terminal as it is goes through');
 
 -- the reaper works on: every policy it reads is valid
 select jobengine_test.expire_lease((select id from pol));
