@@ -6,7 +6,12 @@
  * @module
  */
 import type { Queryable, Row } from "../db/port.ts";
-import { fromDatabaseError, InvalidArgumentError, JobNotFoundError } from "../errors.ts";
+import {
+  fromDatabaseError,
+  InvalidArgumentError,
+  InvalidTransitionError,
+  JobNotFoundError,
+} from "../errors.ts";
 import {
   type ClaimedJob,
   type EventEnvelope,
@@ -19,9 +24,47 @@ import {
 } from "./job.ts";
 import type { RetryPolicyInput } from "./retry_policy.ts";
 import { CreateGroup, type CreateGroupLimits, groupable } from "./_create_group.ts";
-import type { JobStatus } from "./state_machine.ts";
+import { assertTransition, type JobStatus } from "./state_machine.ts";
 
 export type { CreateGroupLimits };
+
+/**
+ * A job named by its id, or given as last read (a {@linkcode Job} or anything with its `id` and
+ * `status`). Given a status, the lifecycle methods refuse a move the state table does not allow
+ * before any round trip (SPEC section 1: `InvalidTransitionError`, `JE001`); the database checks
+ * again against the job's current status either way, since the one given may be stale.
+ */
+export type JobRef = string | { readonly id: string; readonly status: JobStatus };
+
+/**
+ * The id of `ref`, after the state table's check of `ref.status` -> `to` when it has a status.
+ * `from` narrows the pairs to the one the operation makes (schedule is pending -> scheduled,
+ * retry failed -> scheduled), as the SQL function does.
+ */
+function checkedId(ref: JobRef, to: JobStatus, from?: JobStatus): string {
+  if (typeof ref === "string") return ref;
+  if (from !== undefined && ref.status !== from) {
+    throw new InvalidTransitionError(ref.status, to, { jobId: ref.id });
+  }
+  assertTransition(ref.status, to, ref.id);
+  return ref.id;
+}
+
+/** Runs `call` with `ref`'s checked id; a refused move is a rejected promise, like the database's. */
+function withChecked<T>(
+  ref: JobRef,
+  to: JobStatus,
+  call: (id: string) => Promise<T>,
+  from?: JobStatus,
+): Promise<T> {
+  let id: string;
+  try {
+    id = checkedId(ref, to, from);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return call(id);
+}
 
 /** Options of {@linkcode JobStore.create} (SPEC section 4, `create_job` options). */
 export interface CreateJobOptions {
@@ -319,11 +362,12 @@ export class JobStore {
   }
 
   /** pending -> scheduled, explicitly. */
-  schedule(id: string, actor?: string): Promise<Job> {
-    return this.#one(
-      `select * from jobengine.schedule_job(p_id => $1::uuid, p_actor => $2::text)`,
-      [id, actor ?? null],
-    );
+  schedule(job: JobRef, actor?: string): Promise<Job> {
+    return withChecked(job, "scheduled", (id) =>
+      this.#one(
+        `select * from jobengine.schedule_job(p_id => $1::uuid, p_actor => $2::text)`,
+        [id, actor ?? null],
+      ), "pending");
   }
 
   /** Promotes eligible pending jobs; returns how many were scheduled. */
@@ -377,7 +421,11 @@ export class JobStore {
   }
 
   /** running -> completed, lease holder only. */
-  complete(id: string, leaseId: string, result?: unknown): Promise<Job> {
+  complete(job: JobRef, leaseId: string, result?: unknown): Promise<Job> {
+    return withChecked(job, "completed", (id) => this.#completeOne(id, leaseId, result));
+  }
+
+  #completeOne(id: string, leaseId: string, result: unknown): Promise<Job> {
     return this.#one(
       `select * from jobengine.complete_job(p_id => $1::uuid, p_lease => $2::uuid, p_result => $3::jsonb)`,
       [id, leaseId, json(result ?? null)],
@@ -410,16 +458,17 @@ export class JobStore {
 
   /** running -> failed (-> scheduled while retries remain and `retryable`). */
   fail(
-    id: string,
+    job: JobRef,
     leaseId: string,
     error: Record<string, unknown>,
     retryable = true,
   ): Promise<Job> {
-    return this.#one(
-      `select * from jobengine.fail_job(p_id => $1::uuid, p_lease => $2::uuid, p_error => $3::jsonb,
-         p_retryable => $4::boolean)`,
-      [id, leaseId, JSON.stringify(error), retryable],
-    );
+    return withChecked(job, "failed", (id) =>
+      this.#one(
+        `select * from jobengine.fail_job(p_id => $1::uuid, p_lease => $2::uuid, p_error => $3::jsonb,
+           p_retryable => $4::boolean)`,
+        [id, leaseId, JSON.stringify(error), retryable],
+      ));
   }
 
   /**
@@ -440,19 +489,21 @@ export class JobStore {
   }
 
   /** pending | scheduled | running -> cancelled. */
-  cancel(id: string, reason?: string, actor?: string): Promise<Job> {
-    return this.#one(
-      `select * from jobengine.cancel_job(p_id => $1::uuid, p_reason => $2::text, p_actor => $3::text)`,
-      [id, reason ?? null, actor ?? null],
-    );
+  cancel(job: JobRef, reason?: string, actor?: string): Promise<Job> {
+    return withChecked(job, "cancelled", (id) =>
+      this.#one(
+        `select * from jobengine.cancel_job(p_id => $1::uuid, p_reason => $2::text, p_actor => $3::text)`,
+        [id, reason ?? null, actor ?? null],
+      ));
   }
 
   /** failed -> scheduled, by an operator. */
-  retry(id: string, actor?: string): Promise<Job> {
-    return this.#one(
-      `select * from jobengine.retry_job(p_id => $1::uuid, p_actor => $2::text)`,
-      [id, actor ?? null],
-    );
+  retry(job: JobRef, actor?: string): Promise<Job> {
+    return withChecked(job, "scheduled", (id) =>
+      this.#one(
+        `select * from jobengine.retry_job(p_id => $1::uuid, p_actor => $2::text)`,
+        [id, actor ?? null],
+      ), "failed");
   }
 
   /** Fails running jobs whose lease expired; returns how many. */

@@ -13,7 +13,8 @@ import {
 import { createPgliteDatabase } from "../../src/db/pglite.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import type { Database } from "../../src/db/port.ts";
-import { withStore } from "../_store.ts";
+import { jobIn, withStore } from "../_store.ts";
+import type { ClaimedJob } from "../../src/job/job.ts";
 
 const NO_WAIT = { initialDelayMs: 0, jitter: 0 };
 
@@ -517,5 +518,48 @@ Deno.test("claim_jobs: 8 connections claiming from 5,000 jobs never claim one tw
            from jobengine.job_history group by job_id) s group by runs`,
     );
     assert.deepEqual(history, [{ runs: 1, jobs: 5000 }]);
+  });
+});
+
+Deno.test("given a job as last read, schedule/cancel/retry/complete/fail refuse a move the state table does not allow before any round trip (JE001); given an id, the database decides", async () => {
+  await withStore(async ({ db, store }) => {
+    const completed = await jobIn(store, "completed");
+    const pending = await jobIn(store, "pending");
+    const running = await jobIn(store, "running") as ClaimedJob;
+    let queries = 0;
+    const counted = new JobStore({
+      query: (text, params) => {
+        queries++;
+        return db.query(text, params);
+      },
+    });
+    const refusals: Array<[string, () => Promise<unknown>, string, string]> = [
+      ["schedule", () => counted.schedule(completed), "completed", "scheduled"],
+      ["schedule", () => counted.schedule(running), "running", "scheduled"],
+      ["cancel", () => counted.cancel(completed), "completed", "cancelled"],
+      ["retry", () => counted.retry(pending), "pending", "scheduled"],
+      ["retry", () => counted.retry(running), "running", "scheduled"],
+      ["complete", () => counted.complete(pending, running.leaseId), "pending", "completed"],
+      ["fail", () => counted.fail(completed, running.leaseId, {}), "completed", "failed"],
+    ];
+    for (const [name, call, from, to] of refusals) {
+      await assert.rejects(call(), (error: unknown) => {
+        assert.ok(error instanceof InvalidTransitionError, `${name}: ${error}`);
+        assert.deepEqual(
+          { code: error.code, sqlstate: error.sqlstate, from: error.from, to: error.to },
+          { code: "invalid_transition", sqlstate: "JE001", from, to },
+        );
+        return true;
+      });
+    }
+    assert.equal(queries, 0, "no statement was sent");
+    // the same moves by id reach the database, which refuses them with the same error
+    await assert.rejects(counted.cancel(completed.id), InvalidTransitionError);
+    assert.equal(queries, 1);
+    // allowed moves go through, and a stale status is the database's to correct
+    assert.equal((await counted.complete(running, running.leaseId, { ok: 1 })).status, "completed");
+    assert.equal((await counted.schedule(pending)).status, "scheduled");
+    await assert.rejects(counted.schedule(pending), InvalidTransitionError); // stale: now scheduled
+    assert.equal(queries, 4);
   });
 });
