@@ -168,8 +168,8 @@ export const CreateJobBody = v.strictObject({
   ),
   retryPolicy: v.optional(RetryPolicyBody),
   maxRetries: v.optional(MaxRetries),
-  notBefore: v.optional(
-    v.pipe(Timestamp, v.description("Not claimed before this time (default now)")),
+  notBefore: v.nullish(
+    v.pipe(Timestamp, v.description("Not claimed before this time (default, or null: now)")),
   ),
   requiresNetwork: v.optional(
     v.pipe(v.boolean(), v.description("Needs the network: held back while sealed")),
@@ -198,7 +198,7 @@ export const WorkflowJobBody = v.strictObject({
   priority: v.optional(Priority),
   retryPolicy: v.optional(RetryPolicyBody),
   maxRetries: v.optional(MaxRetries),
-  notBefore: v.optional(Timestamp),
+  notBefore: v.nullish(Timestamp),
   requiresNetwork: v.optional(v.boolean()),
   correlationId: v.optional(text(200)),
 });

@@ -73,7 +73,8 @@ export interface CreateJobOptions {
   dependsOn?: readonly string[];
   retryPolicy?: RetryPolicyInput;
   maxRetries?: number;
-  notBefore?: string | Date;
+  /** When it may run first; absent or null: now. */
+  notBefore?: string | Date | null;
   requiresNetwork?: boolean;
   idempotencyKey?: string;
   correlationId?: string;
@@ -89,7 +90,8 @@ export interface WorkflowJobInput {
   priority?: number;
   retryPolicy?: RetryPolicyInput;
   maxRetries?: number;
-  notBefore?: string | Date;
+  /** When it may run first; absent or null: now. */
+  notBefore?: string | Date | null;
   requiresNetwork?: boolean;
   correlationId?: string;
 }
@@ -166,7 +168,9 @@ function workflowParams(jobs: readonly WorkflowJobInput[], options: WorkflowOpti
   const specs = jobs.map((job) =>
     definedOnly({
       ...job,
-      notBefore: job.notBefore instanceof Date ? job.notBefore.toISOString() : job.notBefore,
+      notBefore: job.notBefore instanceof Date
+        ? job.notBefore.toISOString()
+        : job.notBefore ?? undefined,
     })
   );
   return [JSON.stringify(specs), JSON.stringify(definedOnly({ ...options }))];
@@ -252,7 +256,7 @@ export class JobStore {
       ...options,
       notBefore: options.notBefore instanceof Date
         ? options.notBefore.toISOString()
-        : options.notBefore,
+        : options.notBefore ?? undefined,
     });
     const rows = await this.#rows(
       `select j.*, j.created_at = now() as _created

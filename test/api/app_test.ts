@@ -1193,3 +1193,24 @@ Deno.test("HTTP /events takes every resume position up to 2^53 - 1 (16 digits), 
     assertProblem(above, 400, "validation_failed");
   });
 });
+
+Deno.test("HTTP notBefore null means now, as in create_job: a job and a workflow job are due at once, and null replays a request that left it out", async () => {
+  await withApp(async ({ client }) => {
+    const before = Date.now();
+    const created = await client.post("/api/v1/jobs", {
+      type: "nb.null",
+      notBefore: null,
+      idempotencyKey: "nb-null",
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.ok(Math.abs(Date.parse(created.body.notBefore) - before) < 60_000);
+    const replay = await client.post("/api/v1/jobs", { type: "nb.null", idempotencyKey: "nb-null" });
+    assert.equal(replay.status, 200, JSON.stringify(replay.body));
+    assert.equal(replay.body.id, created.body.id);
+    const workflow = await client.post("/api/v1/workflows", {
+      jobs: [{ ref: "a", type: "nb.null.wf", notBefore: null }],
+    });
+    assert.equal(workflow.status, 201, JSON.stringify(workflow.body));
+    assert.ok(Math.abs(Date.parse(workflow.body.jobs[0].notBefore) - before) < 60_000);
+  });
+});
