@@ -1204,7 +1204,10 @@ Deno.test("HTTP notBefore null means now, as in create_job: a job and a workflow
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.ok(Math.abs(Date.parse(created.body.notBefore) - before) < 60_000);
-    const replay = await client.post("/api/v1/jobs", { type: "nb.null", idempotencyKey: "nb-null" });
+    const replay = await client.post("/api/v1/jobs", {
+      type: "nb.null",
+      idempotencyKey: "nb-null",
+    });
     assert.equal(replay.status, 200, JSON.stringify(replay.body));
     assert.equal(replay.body.id, created.body.id);
     const workflow = await client.post("/api/v1/workflows", {
