@@ -170,6 +170,9 @@ export class TimelineEventEmitter {
   #failing = false;
   #resolveReady!: () => void;
   #ready: Promise<void>;
+  /** Whether a read has reached the table's end (or an unsettled gap) since the last start. */
+  #current = false;
+  #whenCurrent: Array<() => void> = [];
   #tasks = new Set<Promise<void>>();
 
   /** Creates an emitter over `db`; call {@linkcode TimelineEventEmitter.start}. */
@@ -203,12 +206,29 @@ export class TimelineEventEmitter {
   }
 
   /**
+   * Resolves once the emitter has read up to the table's end, or to an unsettled gap, since it
+   * last started: its {@linkcode TimelineEventEmitter.position} is then "now" (every event after
+   * it is still to come, including one numbered lower than a committed event whose transaction
+   * has not yet committed), not where it stopped before an idle spell.
+   */
+  current(): Promise<void> {
+    if (this.#current) return Promise.resolve();
+    return new Promise((resolve) => this.#whenCurrent.push(resolve));
+  }
+
+  #markCurrent(): void {
+    this.#current = true;
+    for (const resolve of this.#whenCurrent.splice(0)) resolve();
+  }
+
+  /**
    * Starts listening; resolves once LISTEN is in place. The starting position settles in the
    * background ({@linkcode TimelineEventEmitter.ready}); subscribers may attach at any time.
    */
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    this.#current = false;
     this.#stopping = new AbortController();
     try {
       // NOTIFYs are coalesced across concurrent transactions (jobengine._notify): the trail
@@ -393,6 +413,7 @@ export class TimelineEventEmitter {
       if (!gap && rows.length < this.#batchSize) {
         // Caught up: trailing holes below the settled mark are gone for good.
         if (this.#position! < this.#settledThrough) this.#position = this.#settledThrough;
+        this.#markCurrent();
         return;
       }
       if (!gap) continue;
@@ -421,6 +442,7 @@ export class TimelineEventEmitter {
         );
       }
       this.#scheduleGapCheck();
+      this.#markCurrent(); // held at the gap: the position is below every event still to come
       return;
     }
   }

@@ -258,3 +258,59 @@ Deno.test("server: SSE heartbeats, and the subscription ends when the client dis
     await fresh.drop();
   }
 });
+
+Deno.test("server: SSE from now delivers an event that commits after the client connected though a committed event is numbered above it", async () => {
+  const fresh = await freshDatabase();
+  const db = createPostgresDatabase(fresh.url, { max: 4 });
+  const holder = createPostgresDatabase(fresh.url, { max: 1 });
+  const emitter = new TimelineEventEmitter(db, { pollIntervalMs: 200 });
+  await emitter.start(); // as the engine runs it: started at boot, read up to the end
+  await emitter.ready();
+  const app = createApp({ db, emitter });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const client = clientOf((request) => fetch(request), base);
+  const tenant = { "x-tenant-id": "fn" };
+  let commit!: () => void;
+  const committing = new Promise<void>((resolve) => commit = resolve);
+  let created!: (id: string) => void;
+  const heldId = new Promise<string>((resolve) => created = resolve);
+  let sse: ReturnType<typeof sseReader> | undefined;
+  try {
+    // a create whose transaction stays open: its job.created takes a sequence and waits
+    const held = holder.transaction(async (tx) => {
+      const [row] = await tx.query<{ id: string }>(
+        `select id from jobengine.create_job('held', '{}', '{"tenantId": "fn"}')`,
+      );
+      created(row!.id);
+      await committing;
+    });
+    const id = await heldId;
+    // another create commits, numbered after the held one
+    const other = await client.post("/api/v1/jobs", { type: "other" }, tenant);
+    assert.equal(other.status, 201);
+    const [{ max }] = await db.query<{ max: number }>(
+      "select max(sequence)::int8 as max from jobengine.timeline_events",
+    ) as [{ max: number }];
+    sse = sseReader(await fetch(`${base}/api/v1/events`, { headers: tenant }));
+    assert.equal((await sse.next()).comment, "connected");
+    commit(); // after the client connected
+    await held;
+    const seen: Array<{ event?: string; subject: string; id: number }> = [];
+    while (!seen.some((e) => e.subject === id)) {
+      const event = await sse.nextEvent();
+      seen.push({ event: event.event, subject: event.envelope.subject.id, id: event.id });
+    }
+    const late = seen.find((e) => e.subject === id)!;
+    assert.equal(late.event, "job.created");
+    assert.ok(late.id < Number(max), `the held event (${late.id}) is numbered below ${max}`);
+  } finally {
+    commit();
+    await sse?.close().catch(() => {}); // (the server's shutdown waits for open streams)
+    await server.shutdown();
+    await emitter.stop();
+    await holder.close();
+    await db.close();
+    await fresh.drop();
+  }
+});

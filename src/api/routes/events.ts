@@ -5,7 +5,9 @@
  * the `Last-Event-ID` header (what browsers send on reconnect; it wins) or `?after=<sequence>`:
  * every later event of the tenant comes exactly once, in order, with no gap at the seam
  * between the replay from the table and the live stream. Without either, the stream starts
- * "now": after the largest sequence at the time of the request. `?types=job.completed,job.failed` filters; the tenant is `X-Tenant-Id` (default
+ * "now": at the emitter's position once it has read up to the table's end (see `fromNow`; it
+ * may repeat a few events committed just before the request, never skip one committed after
+ * it). `?types=job.completed,job.failed` filters; the tenant is `X-Tenant-Id` (default
  * `default`). A comment line (`: heartbeat`) is written every 15 s to keep proxies from closing
  * an idle stream. When the client disconnects (or the app's shutdown signal aborts), the
  * subscription ends. A client that reads too
@@ -20,6 +22,7 @@ import type { Database } from "../../db/port.ts";
 import type { EventEnvelope } from "../../job/job.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import { TimelineEventEmitter } from "../../events/timeline_event_emitter.ts";
+import { withDeadline } from "../../deadline.ts";
 import { EventsHeaders, EventsQuery } from "../schemas.ts";
 import { type ApiDeps, defineRoute, type Route } from "../_route.ts";
 import { API_PREFIX, stripEventStack } from "./jobs.ts";
@@ -74,6 +77,29 @@ export function createEventHub(
   };
 }
 
+/** How long "from now" waits for the emitter to read up to the table's end (see fromNow). */
+const FROM_NOW_WAIT_MS = 2_000;
+
+/**
+ * Where a stream without a resume position starts. The emitter's position once it has read up
+ * to the table's end: every event after it is still to come, including one whose transaction
+ * commits after the client connected but took its sequence before a committed event's (commit
+ * order is not sequence order; the largest committed sequence would skip it for good). When the
+ * emitter has not read that far in time (it is starting, or waits for an open transaction), the
+ * largest sequence now, as before: nothing allocated after this read is lost.
+ */
+async function fromNow(deps: ApiDeps, emitter: TimelineEventEmitter): Promise<number> {
+  const latest = latestSequence(deps);
+  latest.catch(() => {}); // awaited below unless the emitter answers first
+  const current = await withDeadline(
+    emitter.current().then(() => true),
+    FROM_NOW_WAIT_MS,
+    () => false,
+  );
+  const position = emitter.position;
+  return current && position !== null ? position : await latest;
+}
+
 async function latestSequence(deps: ApiDeps): Promise<number> {
   const [row] = await deps.db.query<{ max: number | null }>(
     `select coalesce(max(sequence), 0) as max from jobengine.timeline_events`,
@@ -113,10 +139,14 @@ export function eventRoutes(deps: ApiDeps): Route[] {
             "cache-control": "no-cache",
           });
         }
-        // "From now" is pinned before the response starts: every event allocated after this
-        // read is delivered, however long the emitter takes to settle its own start.
-        const after = headers["last-event-id"] ?? query.after ?? await latestSequence(deps);
         const emitter = await deps.events.acquire();
+        let after: number;
+        try {
+          after = headers["last-event-id"] ?? query.after ?? await fromNow(deps, emitter);
+        } catch (error) {
+          await deps.events.release();
+          throw error;
+        }
         const queue: EventEnvelope[] = [];
         let overflow = false;
         let closed = false;
