@@ -75,6 +75,12 @@ create or replace function jobengine.tg_jobs__check_transition()
 returns trigger
 language plpgsql
 as $$
+declare
+  -- The transition's time: now(), the start of this transaction, unless the job's last change
+  -- is later (a transaction that started before the create or the previous transition
+  -- committed, such as a scheduler tick promoting a job created meanwhile): a job's times, its
+  -- history and its events never go backwards.
+  v_at timestamptz := greatest(pg_catalog.now(), old.updated_at);
 begin
   perform from jobengine.job_transitions t
    where t.from_status = old.status and t.to_status = new.status;
@@ -105,20 +111,20 @@ begin
   new.status_actor := coalesce(nullif(pg_catalog.current_setting('jobengine.actor', true), ''),
     case when new.status in ('completed', 'failed') and new.status_reason is not null then old.lease_owner end,
     session_user);
-  new.updated_at := pg_catalog.now();
+  new.updated_at := v_at;
   new.blocked_reason := null;
   case new.status
     when 'scheduled' then
-      new.scheduled_at := pg_catalog.now();
+      new.scheduled_at := v_at;
       new.terminal := false;
     when 'running' then
       new.attempt := old.attempt + 1;
-      new.started_at := pg_catalog.now();
+      new.started_at := v_at;
     when 'completed' then
-      new.completed_at := pg_catalog.now();
+      new.completed_at := v_at;
       new.terminal := true;
     when 'failed' then
-      new.failed_at := pg_catalog.now();
+      new.failed_at := v_at;
       -- no retry left: terminal, however the job failed (fail_job and the reaper compute the
       -- same and reschedule the others themselves)
       new.terminal := new.terminal or (old.attempt > old.max_retries
@@ -134,7 +140,7 @@ begin
         end if;
       end if;
     when 'cancelled' then
-      new.cancelled_at := pg_catalog.now();
+      new.cancelled_at := v_at;
       new.terminal := true;
     else
       null;
@@ -357,7 +363,7 @@ begin
     perform jobengine._engine_write(true);
     with blocked as (
       update jobengine.jobs j
-         set blocked_reason = 'sealed_mode', updated_at = pg_catalog.now()
+         set blocked_reason = 'sealed_mode', updated_at = greatest(pg_catalog.now(), j.updated_at)
        where j.status = 'pending' and j.pending_dependencies = 0 and j.requires_network
          and j.blocked_reason is null
          and (p_ids is null or j.id = any (p_ids))
@@ -489,7 +495,8 @@ begin
        group by d.job_id
     ), updated as (
       update jobengine.jobs j
-         set pending_dependencies = j.pending_dependencies - counts.n, updated_at = pg_catalog.now()
+         set pending_dependencies = j.pending_dependencies - counts.n,
+             updated_at = greatest(pg_catalog.now(), j.updated_at)
         from counts
        where j.id = counts.job_id and j.status = 'pending'
       returning j.id, j.pending_dependencies

@@ -604,8 +604,10 @@ begin
            lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_lease_seconds),
            version = j.version + 1,
            attempt = j.attempt + 1,
-           started_at = pg_catalog.now(),
-           updated_at = pg_catalog.now(),
+           -- never before the job was scheduled (its promotion may have committed after this
+           -- transaction started): a job's times and history do not go backwards
+           started_at = greatest(pg_catalog.now(), j.updated_at),
+           updated_at = greatest(pg_catalog.now(), j.updated_at),
            status_reason = 'claimed',
            status_actor = p_worker,
            blocked_reason = null

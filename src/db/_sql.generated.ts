@@ -688,7 +688,7 @@ insert into jobengine.job_transitions (from_status, to_status) values
   {
     name: "020_triggers.sql",
     kind: "repeatable",
-    checksum: "f6542ca58b8acd17ee871aa98fdc07e4835da4ddff6f860b584e7f96f1f7450f",
+    checksum: "d458880884dc9d242bc6e5d443004670896e0f3cedf6743e929675fae65f0f90",
     sql: `-- Triggers: where the state machine is enforced and every transition is recorded.
 --
 -- jobs, BEFORE (row):  _100_check_insert / _100_check_transition refuse any pair not in
@@ -766,6 +766,12 @@ create or replace function jobengine.tg_jobs__check_transition()
 returns trigger
 language plpgsql
 as $$
+declare
+  -- The transition's time: now(), the start of this transaction, unless the job's last change
+  -- is later (a transaction that started before the create or the previous transition
+  -- committed, such as a scheduler tick promoting a job created meanwhile): a job's times, its
+  -- history and its events never go backwards.
+  v_at timestamptz := greatest(pg_catalog.now(), old.updated_at);
 begin
   perform from jobengine.job_transitions t
    where t.from_status = old.status and t.to_status = new.status;
@@ -796,20 +802,20 @@ begin
   new.status_actor := coalesce(nullif(pg_catalog.current_setting('jobengine.actor', true), ''),
     case when new.status in ('completed', 'failed') and new.status_reason is not null then old.lease_owner end,
     session_user);
-  new.updated_at := pg_catalog.now();
+  new.updated_at := v_at;
   new.blocked_reason := null;
   case new.status
     when 'scheduled' then
-      new.scheduled_at := pg_catalog.now();
+      new.scheduled_at := v_at;
       new.terminal := false;
     when 'running' then
       new.attempt := old.attempt + 1;
-      new.started_at := pg_catalog.now();
+      new.started_at := v_at;
     when 'completed' then
-      new.completed_at := pg_catalog.now();
+      new.completed_at := v_at;
       new.terminal := true;
     when 'failed' then
-      new.failed_at := pg_catalog.now();
+      new.failed_at := v_at;
       -- no retry left: terminal, however the job failed (fail_job and the reaper compute the
       -- same and reschedule the others themselves)
       new.terminal := new.terminal or (old.attempt > old.max_retries
@@ -825,7 +831,7 @@ begin
         end if;
       end if;
     when 'cancelled' then
-      new.cancelled_at := pg_catalog.now();
+      new.cancelled_at := v_at;
       new.terminal := true;
     else
       null;
@@ -1048,7 +1054,7 @@ begin
     perform jobengine._engine_write(true);
     with blocked as (
       update jobengine.jobs j
-         set blocked_reason = 'sealed_mode', updated_at = pg_catalog.now()
+         set blocked_reason = 'sealed_mode', updated_at = greatest(pg_catalog.now(), j.updated_at)
        where j.status = 'pending' and j.pending_dependencies = 0 and j.requires_network
          and j.blocked_reason is null
          and (p_ids is null or j.id = any (p_ids))
@@ -1180,7 +1186,8 @@ begin
        group by d.job_id
     ), updated as (
       update jobengine.jobs j
-         set pending_dependencies = j.pending_dependencies - counts.n, updated_at = pg_catalog.now()
+         set pending_dependencies = j.pending_dependencies - counts.n,
+             updated_at = greatest(pg_catalog.now(), j.updated_at)
         from counts
        where j.id = counts.job_id and j.status = 'pending'
       returning j.id, j.pending_dependencies
@@ -1505,7 +1512,7 @@ $$;
   {
     name: "030_lifecycle.sql",
     kind: "repeatable",
-    checksum: "e65398c1049ce81597657ad99c0225869d79092687f93ba3af8999d8841301fb",
+    checksum: "d1b75ebbc697d4b2e2274616c34c3eeb5ab9193492ba81206e8872776c0f7f5d",
     sql: `-- The lifecycle API (SPEC section 4). Callable from psql; the HTTP API and the worker runtime
 -- call exactly these. Every state change goes through an UPDATE of jobengine.jobs, so the
 -- triggers in 020_triggers.sql check it and record it.
@@ -2112,8 +2119,10 @@ begin
            lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_lease_seconds),
            version = j.version + 1,
            attempt = j.attempt + 1,
-           started_at = pg_catalog.now(),
-           updated_at = pg_catalog.now(),
+           -- never before the job was scheduled (its promotion may have committed after this
+           -- transaction started): a job's times and history do not go backwards
+           started_at = greatest(pg_catalog.now(), j.updated_at),
+           updated_at = greatest(pg_catalog.now(), j.updated_at),
            status_reason = 'claimed',
            status_actor = p_worker,
            blocked_reason = null
