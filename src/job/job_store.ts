@@ -426,14 +426,11 @@ export class JobStore {
 
   /** running -> completed, lease holder only. */
   complete(job: JobRef, leaseId: string, result?: unknown): Promise<Job> {
-    return withChecked(job, "completed", (id) => this.#completeOne(id, leaseId, result));
-  }
-
-  #completeOne(id: string, leaseId: string, result: unknown): Promise<Job> {
-    return this.#one(
-      `select * from jobengine.complete_job(p_id => $1::uuid, p_lease => $2::uuid, p_result => $3::jsonb)`,
-      [id, leaseId, json(result ?? null)],
-    );
+    return withChecked(job, "completed", (id) =>
+      this.#one(
+        `select * from jobengine.complete_job(p_id => $1::uuid, p_lease => $2::uuid, p_result => $3::jsonb)`,
+        [id, leaseId, json(result ?? null)],
+      ));
   }
 
   /** Completes a batch in one statement; returns the jobs whose lease held. */
