@@ -288,11 +288,12 @@ const CASES: AbuseCase[] = [
        select sequence, 'job.completed', 'default', '{}' from jobengine.timeline_events limit 1`,
     sqlstate: "JE008",
   },
-  // status and bookkeeping must agree (CHECK constraints)
+  // terminal moves with the status only (trigger _160_terminal_with_status, before the CHECK
+  // constraints that would refuse a non-terminal completed job with 23514)
   {
     name: "un-terminate a completed job",
     sql: (f) => `update jobengine.jobs set terminal = false where id = '${f.completed.id}'`,
-    sqlstate: "23514",
+    sqlstate: "JE008",
   },
   {
     name: "drop the lease of a running job",
