@@ -37,33 +37,27 @@ export type { CreateGroupLimits };
 export type JobRef = string | { readonly id: string; readonly status: JobStatus };
 
 /**
- * The id of `ref`, after the state table's check of `ref.status` -> `to` when it has a status.
- * `from` narrows the pairs to the one the operation makes (schedule is pending -> scheduled,
- * retry failed -> scheduled), as the SQL function does.
+ * Runs `call` with `ref`'s id, after the state table's check of `ref.status` -> `to` when `ref`
+ * has a status (`from` narrows the pairs to the one the operation makes, as the SQL function
+ * does: schedule is pending -> scheduled, retry failed -> scheduled). A refused move is a
+ * rejected promise, like the database's refusal, and sends nothing.
  */
-function checkedId(ref: JobRef, to: JobStatus, from?: JobStatus): string {
-  if (typeof ref === "string") return ref;
-  if (from !== undefined && ref.status !== from) {
-    throw new InvalidTransitionError(ref.status, to, { jobId: ref.id });
-  }
-  assertTransition(ref.status, to, ref.id);
-  return ref.id;
-}
-
-/** Runs `call` with `ref`'s checked id; a refused move is a rejected promise, like the database's. */
 function withChecked<T>(
   ref: JobRef,
   to: JobStatus,
   call: (id: string) => Promise<T>,
   from?: JobStatus,
 ): Promise<T> {
-  let id: string;
+  if (typeof ref === "string") return call(ref);
   try {
-    id = checkedId(ref, to, from);
+    if (from !== undefined && ref.status !== from) {
+      throw new InvalidTransitionError(ref.status, to, { jobId: ref.id });
+    }
+    assertTransition(ref.status, to, ref.id);
   } catch (error) {
     return Promise.reject(error);
   }
-  return call(id);
+  return call(ref.id);
 }
 
 /** Options of {@linkcode JobStore.create} (SPEC section 4, `create_job` options). */
